@@ -1,0 +1,134 @@
+package cookies
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// SecretSize is the size of a generated gateway secret, in bytes.
+const SecretSize = 32
+
+// minSecret is the shortest gateway secret Gateway accepts.
+const minSecret = 16
+
+// DefaultWindow is the gateway cookie lifetime used when none is set.
+const DefaultWindow = 24 * time.Hour
+
+// cookieEncoding renders cookies with letters and digits only, so a cookie
+// is a valid unquoted argument to -setcookie / --cookie and a safe atom.
+var cookieEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Gateway derives per-user gateway cookies: HMAC-SHA256(Secret, user ‖
+// window index), where the window index is the Unix time divided by
+// Window. A cookie is accepted during its own window and the next one, so
+// a cookie printed just before a window boundary keeps working.
+type Gateway struct {
+	Secret []byte
+	Window time.Duration
+}
+
+func (g Gateway) window() time.Duration {
+	if g.Window < time.Second {
+		return DefaultWindow
+	}
+	return g.Window
+}
+
+// index returns the window index at t.
+func (g Gateway) index(t time.Time) int64 {
+	return t.Unix() / int64(g.window()/time.Second)
+}
+
+// Cookie returns user's gateway cookie for the window containing at: 32
+// characters from A-Z and 2-7.
+func (g Gateway) Cookie(user string, at time.Time) string {
+	return g.cookieAt(user, g.index(at))
+}
+
+func (g Gateway) cookieAt(user string, idx int64) string {
+	mac := hmac.New(sha256.New, g.Secret)
+	// Length-prefix the user so (user, index) pairs never collide.
+	var hdr [8]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(len(user)))
+	mac.Write([]byte("beamgate gateway cookie v1\x00"))
+	mac.Write(hdr[:])
+	mac.Write([]byte(user))
+	binary.BigEndian.PutUint64(hdr[:], uint64(idx))
+	mac.Write(hdr[:])
+	return cookieEncoding.EncodeToString(mac.Sum(nil)[:20])
+}
+
+// Accepted returns the gateway cookies accepted for user at now: the
+// current window's first, then the previous window's.
+func (g Gateway) Accepted(user string, now time.Time) []string {
+	idx := g.index(now)
+	return []string{g.cookieAt(user, idx), g.cookieAt(user, idx-1)}
+}
+
+// Expires returns when the cookie Cookie(user, at) stops being accepted.
+func (g Gateway) Expires(at time.Time) time.Time {
+	w := int64(g.window() / time.Second)
+	return time.Unix((g.index(at)+2)*w, 0)
+}
+
+// Validate reports whether g can derive cookies safely.
+func (g Gateway) Validate() error {
+	if len(g.Secret) < minSecret {
+		return fmt.Errorf("cookies: gateway secret of %d bytes is shorter than %d", len(g.Secret), minSecret)
+	}
+	if g.Window != 0 && g.Window < time.Minute {
+		return fmt.Errorf("cookies: gateway cookie window %s is shorter than 1m", g.Window)
+	}
+	return nil
+}
+
+// LoadOrCreateSecret reads the gateway secret at path, creating it with
+// SecretSize random bytes and mode 0600 when it does not exist. A secret
+// file readable by group or others is refused like a cookie file.
+func LoadOrCreateSecret(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		secret := make([]byte, SecretSize)
+		if _, err := rand.Read(secret); err != nil {
+			f.Close()
+			return nil, err
+		}
+		_, werr := f.Write(secret)
+		cerr := f.Close()
+		if err := errors.Join(werr, cerr); err != nil {
+			return nil, fmt.Errorf("cookies: writing gateway secret: %w", err)
+		}
+		return secret, nil
+	case !errors.Is(err, os.ErrExist):
+		return nil, fmt.Errorf("cookies: %w", err)
+	}
+	f, err = os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cookies: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cookies: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, &PermissionError{Path: path, Mode: fi.Mode()}
+	}
+	secret, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return nil, fmt.Errorf("cookies: %w", err)
+	}
+	if len(secret) < minSecret {
+		return nil, fmt.Errorf("cookies: gateway secret %s holds %d bytes, fewer than %d; delete it to generate a new one", path, len(secret), minSecret)
+	}
+	return secret, nil
+}
