@@ -55,6 +55,11 @@ type Face struct {
 	Observe func(req Request, outcome string)
 	// Rand is the creation source; nil means crypto/rand.
 	Rand io.Reader
+	// EPMDPort is the epmd port reported in NAMES answers; zero means
+	// DefaultPort. OTP's net_adm:names/0 rejects an answer naming another
+	// port than its own ERL_EPMD_PORT, so this must match the port the
+	// engineer's node uses locally (4369 unless ERL_EPMD_PORT is set).
+	EPMDPort uint16
 	// RequestTimeout bounds reading the request and writing the answer;
 	// zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -139,7 +144,11 @@ func (f *Face) answer(req Request) (answer []byte, outcome string, err error) {
 		if f.Names != nil {
 			entries = f.Names()
 		}
-		return encodeAnswer(&NamesResp{EPMDPort: DefaultPort, Entries: entries}, OutcomeAnswered)
+		port := uint32(f.EPMDPort)
+		if port == 0 {
+			port = DefaultPort
+		}
+		return encodeAnswer(&NamesResp{EPMDPort: port, Entries: entries}, OutcomeAnswered)
 	case *StopReq:
 		// A real epmd says NOEXIST for unknown nodes; as far as the
 		// engineer is concerned, none of the gateway's nodes exist to stop.
@@ -161,9 +170,9 @@ func encodeAnswer(resp Response, outcome string) ([]byte, string, error) {
 // holdRegistration keeps an answered ALIVE2 connection open: closing it is
 // how a node unregisters, and erl treats an early close as losing epmd.
 func (f *Face) holdRegistration(ctx context.Context, conn net.Conn) error {
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return f.fail(ctx, "clear deadline", err)
-	}
+	// An error here (say, the peer already closed a pipe) shows up again
+	// from Read, which tells a close apart from a failure.
+	_ = conn.SetDeadline(time.Time{})
 	var b [1]byte
 	n, err := conn.Read(b[:])
 	switch {
