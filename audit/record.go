@@ -1,0 +1,245 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// MaxLineLen bounds one audit line in bytes, including the hash field and
+// the newline. Append refuses larger records with ErrRecordTooLarge, and
+// readers refuse longer lines.
+const MaxLineLen = 1 << 20
+
+// GenesisHash is the Prev of the first record of a log.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// Decision values.
+const (
+	DecisionAllow      = "allow"
+	DecisionDeny       = "deny"
+	DecisionAllowWrite = "allow_write" // allowed and flagged as a write (audit mode)
+	DecisionInfo       = "info"
+)
+
+// ErrRecordTooLarge is returned by Append for a record whose line would
+// exceed MaxLineLen. The log stays usable; the caller must not forward.
+var ErrRecordTooLarge = errors.New("audit: record too large")
+
+// Record is one audit line. The log assigns Seq, Prev and Hash, and Time
+// when it is zero; callers fill in the rest. Field order in the JSON line
+// is the field order here.
+type Record struct {
+	Time       time.Time `json:"time"` // RFC3339Nano, UTC
+	Seq        uint64    `json:"seq"`  // assigned by the log, 1, 2, 3, ...
+	Event      string    `json:"event,omitempty"`
+	Session    string    `json:"session,omitempty"`
+	User       string    `json:"user,omitempty"`
+	KeyID      string    `json:"key_id,omitempty"`
+	CertSerial uint64    `json:"cert_serial,omitempty"`
+	SourceAddr string    `json:"source_addr,omitempty"`
+	Engineer   string    `json:"engineer,omitempty"` // engineer node
+	Target     string    `json:"target,omitempty"`   // production node
+	Cluster    string    `json:"cluster,omitempty"`
+	Dir        string    `json:"dir,omitempty"` // "e2p" or "p2e"
+	Op         string    `json:"op,omitempty"`  // e.g. "SPAWN_REQUEST", "REG_SEND"
+	MFA        string    `json:"mfa,omitempty"` // e.g. "erlang:process_info/2"
+	Dest       string    `json:"dest,omitempty"`
+	Decision   string    `json:"decision,omitempty"`
+	Write      bool      `json:"write,omitempty"`
+	Rule       string    `json:"rule,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Size       int       `json:"size,omitempty"`
+	Args       string    `json:"args,omitempty"` // bounded, redacted rendering by the caller
+	BytesIn    int64     `json:"bytes_in,omitempty"`
+	BytesOut   int64     `json:"bytes_out,omitempty"`
+	MsgsIn     int64     `json:"msgs_in,omitempty"`
+	MsgsOut    int64     `json:"msgs_out,omitempty"`
+
+	Detail map[string]string `json:"detail,omitempty"` // small extras
+
+	Prev string `json:"prev"` // hex hash of the previous record
+	Hash string `json:"hash,omitempty"`
+}
+
+// MarshalLogObject implements zapcore.ObjectMarshaler. It writes the hashed
+// body of the record: every field except Hash. Strings are made valid UTF-8
+// first so that the line round-trips through JSON byte for byte.
+func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("time", r.Time.UTC().Format(time.RFC3339Nano))
+	enc.AddUint64("seq", r.Seq)
+	addString(enc, "event", r.Event)
+	addString(enc, "session", r.Session)
+	addString(enc, "user", r.User)
+	addString(enc, "key_id", r.KeyID)
+	if r.CertSerial != 0 {
+		enc.AddUint64("cert_serial", r.CertSerial)
+	}
+	addString(enc, "source_addr", r.SourceAddr)
+	addString(enc, "engineer", r.Engineer)
+	addString(enc, "target", r.Target)
+	addString(enc, "cluster", r.Cluster)
+	addString(enc, "dir", r.Dir)
+	addString(enc, "op", r.Op)
+	addString(enc, "mfa", r.MFA)
+	addString(enc, "dest", r.Dest)
+	addString(enc, "decision", r.Decision)
+	if r.Write {
+		enc.AddBool("write", true)
+	}
+	addString(enc, "rule", r.Rule)
+	addString(enc, "reason", r.Reason)
+	addInt64(enc, "size", int64(r.Size))
+	addString(enc, "args", r.Args)
+	addInt64(enc, "bytes_in", r.BytesIn)
+	addInt64(enc, "bytes_out", r.BytesOut)
+	addInt64(enc, "msgs_in", r.MsgsIn)
+	addInt64(enc, "msgs_out", r.MsgsOut)
+	if len(r.Detail) > 0 {
+		if err := enc.AddObject("detail", detailObject(r.Detail)); err != nil {
+			return err
+		}
+	}
+	enc.AddString("prev", r.Prev)
+	return nil
+}
+
+func addString(enc zapcore.ObjectEncoder, key, val string) {
+	if val != "" {
+		enc.AddString(key, strings.ToValidUTF8(val, "\uFFFD"))
+	}
+}
+
+func addInt64(enc zapcore.ObjectEncoder, key string, val int64) {
+	if val != 0 {
+		enc.AddInt64(key, val)
+	}
+}
+
+// detailObject encodes Record.Detail with sorted keys, so the encoding is
+// deterministic.
+type detailObject map[string]string
+
+func (d detailObject) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		enc.AddString(strings.ToValidUTF8(k, "\uFFFD"), strings.ToValidUTF8(d[k], "\uFFFD"))
+	}
+	return nil
+}
+
+// lineEncoder is the zap JSON encoder for audit lines: no level, time,
+// message or caller keys, no line ending, and no sampler anywhere (it is
+// used directly, never through a zap.Logger). EncodeEntry clones it, so
+// concurrent use is safe.
+var lineEncoder = zapcore.NewJSONEncoder(zapcore.EncoderConfig{SkipLineEnding: true})
+
+const (
+	hashFieldPrefix = `,"hash":"`
+	// hashSuffixLen is the length of `,"hash":"<64 hex>"}` at the end of a line.
+	hashSuffixLen = len(hashFieldPrefix) + sha256.Size*2 + len(`"}`)
+)
+
+// appendBody appends L, the hashed JSON body of r (no hash field, no newline).
+func appendBody(dst []byte, r *Record) ([]byte, error) {
+	buf, err := lineEncoder.EncodeEntry(zapcore.Entry{}, []zapcore.Field{{Type: zapcore.InlineMarshalerType, Interface: r}})
+	if err != nil {
+		return dst, fmt.Errorf("audit: encode record: %w", err)
+	}
+	dst = append(dst, buf.Bytes()...)
+	buf.Free()
+	return dst, nil
+}
+
+// chainHash returns hex(SHA-256(prev || body)).
+func chainHash(prev string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+// appendLine appends the full line for r (body, hash field, '\n') to dst,
+// with r.Prev already set, and returns the record's hash. dst is returned
+// unchanged with ErrRecordTooLarge if the line would exceed MaxLineLen.
+func appendLine(dst []byte, r *Record) ([]byte, string, error) {
+	start := len(dst)
+	dst, err := appendBody(dst, r)
+	if err != nil {
+		return dst[:start], "", err
+	}
+	body := dst[start:]
+	if len(body)+hashSuffixLen > MaxLineLen { // -1 for '}', +1 for '\n'
+		return dst[:start], "", fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRecordTooLarge, len(body), MaxLineLen)
+	}
+	hash := chainHash(r.Prev, body)
+	dst = dst[:len(dst)-1] // drop the closing '}'
+	dst = append(dst, hashFieldPrefix...)
+	dst = append(dst, hash...)
+	dst = append(dst, "\"}\n"...)
+	return dst, hash, nil
+}
+
+// parseLine checks one line (without '\n') on its own: the trailing hash
+// field, JSON validity, canonical form, the prev format, and that the hash
+// matches hex(SHA-256(prev || body)) for the prev the line claims. It does
+// not check the chain (Seq continuity, Prev linkage); Verify does.
+func parseLine(line []byte) (Record, error) {
+	var r Record
+	if len(line) < hashSuffixLen+1 {
+		return r, errors.New("line too short to hold a record and its hash")
+	}
+	cut := len(line) - hashSuffixLen
+	suffix := line[cut:]
+	hash := suffix[len(hashFieldPrefix) : len(suffix)-2]
+	if !bytes.HasPrefix(suffix, []byte(hashFieldPrefix)) || !bytes.HasSuffix(suffix, []byte(`"}`)) || !isHexHash(hash) {
+		return r, errors.New(`line does not end with ,"hash":"<64 lowercase hex>"}`)
+	}
+	body := append(line[:cut:cut], '}') // full slice expression: append copies
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if r.Hash != "" {
+		return r, errors.New("hash field inside the hashed body")
+	}
+	if !isHexHash([]byte(r.Prev)) {
+		return r, errors.New("prev is not 64 lowercase hex")
+	}
+	canon, err := appendBody(nil, &r)
+	if err != nil {
+		return r, err
+	}
+	if !bytes.Equal(canon, body) {
+		return r, errors.New("record is not in canonical form (re-encoding differs)")
+	}
+	if got := chainHash(r.Prev, body); got != string(hash) {
+		return r, fmt.Errorf("hash mismatch: line says %.12s…, content hashes to %.12s…", hash, got)
+	}
+	r.Hash = string(hash)
+	return r, nil
+}
+
+func isHexHash(b []byte) bool {
+	if len(b) != sha256.Size*2 {
+		return false
+	}
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
