@@ -1,0 +1,519 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"beamgate/policy"
+
+	gossh "golang.org/x/crypto/ssh"
+	"go.yaml.in/yaml/v3"
+)
+
+// maxConfigFile bounds the configuration file size.
+const maxConfigFile = 4 << 20
+
+// epmdPort is the port engineers' nodes ask for node ports on.
+const epmdPort = 4369
+
+// Default limits.
+const (
+	DefaultHandshakeTimeout         = 10 * time.Second
+	DefaultIdleTimeout              = 30 * time.Minute
+	DefaultKeepaliveInterval        = 30 * time.Second
+	DefaultMaxChannelsPerConnection = 16
+	DefaultMaxConnectionsPerUser    = 8
+	DefaultMaxSessionsPerTarget     = 64
+	DefaultCookieWindow             = 24 * time.Hour
+)
+
+// Config is beamgate's configuration file. Load fills in defaults, resolves
+// relative paths against the file's directory and validates it.
+type Config struct {
+	Listen            string              `yaml:"listen"`
+	Advertise         string              `yaml:"advertise"` // host:port engineers ssh to, for the recipe; default: the address they reached
+	HostKey           string              `yaml:"host_key"`
+	GatewaySecretFile string              `yaml:"gateway_secret_file"`
+	CookieWindow      time.Duration       `yaml:"cookie_window"`
+	Audit             AuditConfig         `yaml:"audit"`
+	Cookies           CookiesConfig       `yaml:"cookies"`
+	Clusters          map[string]*Cluster `yaml:"clusters"`
+	Users             map[string]*User    `yaml:"users"`
+	UserCAKeys        []string            `yaml:"user_ca_keys"`
+	Roles             map[string]*Role    `yaml:"roles"`
+	Limits            Limits              `yaml:"limits"`
+
+	// Filled by Validate.
+	caKeys []gossh.PublicKey
+	nodes  []*Node // every configured node, in cluster-name then list order
+}
+
+// AuditConfig says where the audit log lives.
+type AuditConfig struct {
+	Path string `yaml:"path"`
+}
+
+// CookiesConfig selects the production cookie backend.
+type CookiesConfig struct {
+	Backend string `yaml:"backend"` // "file" (default)
+	File    string `yaml:"file"`
+}
+
+// Cluster is a set of production nodes sharing a production cookie.
+type Cluster struct {
+	Nodes []*Node `yaml:"nodes"`
+}
+
+// Node is one production node engineers may reach.
+type Node struct {
+	Name        string `yaml:"name"`         // alive@host, as engineers dial it
+	Dial        string `yaml:"dial"`         // where beamgate reaches its epmd: host or host:port
+	GatewayPort int    `yaml:"gateway_port"` // the distribution port engineers forward
+
+	Cluster string `yaml:"-"`
+	Alive   string `yaml:"-"` // the part before '@'
+	Host    string `yaml:"-"` // the part after '@': what engineers' ssh -L names
+}
+
+// LongName reports whether the node uses long names (a dotted host), so
+// engineers' nodes must be started with -name rather than -sname.
+func (n *Node) LongName() bool { return strings.Contains(n.Host, ".") }
+
+// EpmdAddr is the host:port of the node's epmd.
+func (n *Node) EpmdAddr() string {
+	if _, _, err := net.SplitHostPort(n.Dial); err == nil {
+		return n.Dial
+	}
+	return net.JoinHostPort(n.Dial, strconv.Itoa(epmdPort))
+}
+
+// User is one engineer.
+type User struct {
+	Keys  []string `yaml:"keys"`
+	Roles []string `yaml:"roles"`
+
+	keys [][]byte // wire-format public keys, filled by Validate
+}
+
+// Role grants clusters under a policy.
+type Role struct {
+	Clusters []string `yaml:"clusters"`
+	Policy   string   `yaml:"policy"` // built-in profile name or a file path
+	Mode     string   `yaml:"mode"`   // enforce | audit
+
+	profile *policy.Profile
+	mode    policy.Mode
+}
+
+// Limits bound what one engineer can hold open.
+type Limits struct {
+	HandshakeTimeout         time.Duration `yaml:"handshake_timeout"`
+	IdleTimeout              time.Duration `yaml:"idle_timeout"`
+	KeepaliveInterval        time.Duration `yaml:"keepalive_interval"`
+	MaxChannelsPerConnection int           `yaml:"max_channels_per_connection"`
+	MaxConnectionsPerUser    int           `yaml:"max_connections_per_user"`
+	MaxSessionsPerTarget     int           `yaml:"max_sessions_per_target"`
+}
+
+// ConfigError is one validation problem: the key path, what is wrong, and
+// how to fix it.
+type ConfigError struct {
+	Key     string // e.g. clusters.prismatic.nodes[0].gateway_port
+	Problem string
+	Fix     string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Fix == "" {
+		return e.Key + ": " + e.Problem
+	}
+	return e.Key + ": " + e.Problem + "; " + e.Fix
+}
+
+// LoadConfig reads, defaults, resolves and validates the configuration at
+// path. Unknown keys are errors. Validation problems are returned together
+// (errors.Join of *ConfigError), each naming its key and fix.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(data) > maxConfigFile {
+		return nil, fmt.Errorf("config %s: larger than %d bytes", path, maxConfigFile)
+	}
+	cfg, err := ParseConfig(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses and validates configuration YAML; relative paths are
+// resolved against dir.
+func ParseConfig(data []byte, dir string) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty configuration; start from configs/beamgate.example.yaml")
+		}
+		return nil, fmt.Errorf("%w (keys are listed in configs/beamgate.example.yaml)", err)
+	}
+	cfg.resolve(dir)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// resolve fills in defaults and makes relative paths absolute against dir.
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.HostKey)
+	abs(&c.Audit.Path)
+	abs(&c.Cookies.File)
+	if c.GatewaySecretFile == "" && c.HostKey != "" {
+		c.GatewaySecretFile = filepath.Join(filepath.Dir(c.HostKey), "gateway_secret")
+	}
+	abs(&c.GatewaySecretFile)
+	if c.Cookies.Backend == "" {
+		c.Cookies.Backend = "file"
+	}
+	if c.CookieWindow == 0 {
+		c.CookieWindow = DefaultCookieWindow
+	}
+	for _, r := range c.Roles {
+		if r != nil && isPolicyPath(r.Policy) {
+			abs(&r.Policy)
+		}
+	}
+	l := &c.Limits
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setInt := func(n *int, def int) {
+		if *n == 0 {
+			*n = def
+		}
+	}
+	setDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDur(&l.IdleTimeout, DefaultIdleTimeout)
+	setDur(&l.KeepaliveInterval, DefaultKeepaliveInterval)
+	setInt(&l.MaxChannelsPerConnection, DefaultMaxChannelsPerConnection)
+	setInt(&l.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
+	setInt(&l.MaxSessionsPerTarget, DefaultMaxSessionsPerTarget)
+}
+
+// isPolicyPath mirrors policy.Load: a name with a path separator or a YAML
+// extension is a file, anything else a built-in profile.
+func isPolicyPath(s string) bool {
+	return strings.ContainsRune(s, '/') || strings.HasSuffix(s, ".yaml") || strings.HasSuffix(s, ".yml")
+}
+
+// Validate checks the configuration and prepares it for use.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, problem, fix string) {
+		errs = append(errs, &ConfigError{Key: key, Problem: problem, Fix: fix})
+	}
+
+	if c.Listen == "" {
+		bad("listen", "missing", "set the address SSH clients connect to, e.g. 127.0.0.1:2222")
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", fmt.Sprintf("%q is not host:port", c.Listen), "write it like 127.0.0.1:2222 or :2222")
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			bad("advertise", fmt.Sprintf("%q is not host:port", c.Advertise), "write the address engineers ssh to, e.g. bastion.example.com:2222")
+		}
+	}
+	if c.HostKey == "" {
+		bad("host_key", "missing", "set a path for the SSH host key, e.g. ./state/ssh_host_ed25519_key (created on first start)")
+	}
+	if c.Audit.Path == "" {
+		bad("audit.path", "missing", "set the audit log file, e.g. ./state/audit.jsonl")
+	}
+	switch c.Cookies.Backend {
+	case "file":
+		if c.Cookies.File == "" {
+			bad("cookies.file", "missing", "set the production cookie file (cluster: cookie lines, mode 0600), e.g. ./state/cookies.yaml")
+		}
+	case "vault":
+		bad("cookies.backend", "vault is not supported yet", "use backend: file")
+	default:
+		bad("cookies.backend", fmt.Sprintf("unknown backend %q", c.Cookies.Backend), "use backend: file")
+	}
+	if c.CookieWindow < time.Minute {
+		bad("cookie_window", fmt.Sprintf("%s is shorter than 1m", c.CookieWindow), "use a duration such as 24h")
+	}
+	c.validateLimits(bad)
+	c.validateClusters(bad)
+	c.validateRoles(bad)
+	c.validateUsers(bad)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateLimits(bad func(key, problem, fix string)) {
+	l := c.Limits
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+		min time.Duration
+	}{
+		{"limits.handshake_timeout", l.HandshakeTimeout, time.Second},
+		{"limits.idle_timeout", l.IdleTimeout, time.Second},
+		{"limits.keepalive_interval", l.KeepaliveInterval, time.Second},
+	} {
+		if d.v < d.min {
+			bad(d.key, fmt.Sprintf("%s is below %s", d.v, d.min), "use a positive duration such as 30s (omit the key for the default)")
+		}
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{
+		{"limits.max_channels_per_connection", l.MaxChannelsPerConnection},
+		{"limits.max_connections_per_user", l.MaxConnectionsPerUser},
+		{"limits.max_sessions_per_target", l.MaxSessionsPerTarget},
+	} {
+		if n.v < 1 || n.v > 1<<16 {
+			bad(n.key, fmt.Sprintf("%d is out of range", n.v), "use a count between 1 and 65536 (omit the key for the default)")
+		}
+	}
+}
+
+func (c *Config) validateClusters(bad func(key, problem, fix string)) {
+	if len(c.Clusters) == 0 {
+		bad("clusters", "no clusters configured", "add at least one cluster with its nodes (name, dial, gateway_port)")
+		return
+	}
+	c.nodes = nil
+	portOwner := map[string]string{} // host:gateway_port -> key
+	nameOwner := map[string]string{}
+	for _, cname := range sortedKeys(c.Clusters) {
+		cl := c.Clusters[cname]
+		ckey := "clusters." + cname
+		if !validName(cname) {
+			bad(ckey, "cluster name must use letters, digits, '-', '_' or '.'", "rename the cluster")
+		}
+		if cl == nil || len(cl.Nodes) == 0 {
+			bad(ckey+".nodes", "missing", "list the cluster's nodes (name, dial, gateway_port)")
+			continue
+		}
+		for i, n := range cl.Nodes {
+			key := fmt.Sprintf("%s.nodes[%d]", ckey, i)
+			if n == nil {
+				bad(key, "empty node", "give the node a name, dial and gateway_port")
+				continue
+			}
+			n.Cluster = cname
+			alive, host, ok := strings.Cut(n.Name, "@")
+			switch {
+			case n.Name == "":
+				bad(key+".name", "missing", "set the node's real name as engineers dial it, e.g. prismatic@prod-01")
+			case !ok || !validAlive(alive) || !validHost(host):
+				bad(key+".name", fmt.Sprintf("%q is not a node name", n.Name), "write it as alive@host, e.g. prismatic@prod-01")
+			default:
+				n.Alive, n.Host = alive, host
+				if prev, dup := nameOwner[n.Name]; dup {
+					bad(key+".name", fmt.Sprintf("%q is also configured at %s", n.Name, prev), "list each node once")
+				}
+				nameOwner[n.Name] = key
+			}
+			if n.Dial == "" {
+				bad(key+".dial", "missing", "set where beamgate reaches the node's epmd: a host (port 4369) or host:port, e.g. 10.0.0.5")
+			} else if !validDial(n.Dial) {
+				bad(key+".dial", fmt.Sprintf("%q is not a host or host:port", n.Dial), "write a host such as 10.0.0.5 or host:port such as 10.0.0.5:4369")
+			}
+			switch {
+			case n.GatewayPort == 0:
+				bad(key+".gateway_port", "missing", "set the distribution port engineers forward, e.g. 4370")
+			case n.GatewayPort < 1 || n.GatewayPort > 65535:
+				bad(key+".gateway_port", fmt.Sprintf("%d is not a TCP port", n.GatewayPort), "use a port between 1 and 65535, e.g. 4370")
+			case n.GatewayPort == epmdPort:
+				bad(key+".gateway_port", "4369 is the epmd port", "pick another port, e.g. 4370")
+			case n.Host != "":
+				hp := net.JoinHostPort(n.Host, strconv.Itoa(n.GatewayPort))
+				if prev, dup := portOwner[hp]; dup {
+					bad(key+".gateway_port", fmt.Sprintf("%d is already used for host %s by %s", n.GatewayPort, n.Host, prev),
+						"give every node on the same host its own gateway_port")
+				}
+				portOwner[hp] = key
+			}
+			c.nodes = append(c.nodes, n)
+		}
+	}
+}
+
+func (c *Config) validateRoles(bad func(key, problem, fix string)) {
+	for _, rname := range sortedKeys(c.Roles) {
+		r := c.Roles[rname]
+		key := "roles." + rname
+		if r == nil {
+			bad(key, "empty role", "give the role clusters, policy and mode")
+			continue
+		}
+		if len(r.Clusters) == 0 {
+			bad(key+".clusters", "missing", "list the clusters this role may reach")
+		}
+		for i, cl := range r.Clusters {
+			if _, ok := c.Clusters[cl]; !ok {
+				bad(fmt.Sprintf("%s.clusters[%d]", key, i), fmt.Sprintf("unknown cluster %q", cl),
+					"use one of: "+strings.Join(sortedKeys(c.Clusters), ", "))
+			}
+		}
+		if r.Policy == "" {
+			bad(key+".policy", "missing", "set a built-in profile such as readonly, or a policy file path")
+		} else if p, err := policy.Load(r.Policy); err != nil {
+			bad(key+".policy", err.Error(), "use a built-in profile such as readonly, or fix the policy file")
+		} else {
+			r.profile = p
+		}
+		m, err := policy.ParseMode(r.Mode)
+		if err != nil {
+			bad(key+".mode", fmt.Sprintf("unknown mode %q", r.Mode), "use enforce or audit")
+		}
+		r.mode = m
+	}
+}
+
+func (c *Config) validateUsers(bad func(key, problem, fix string)) {
+	c.caKeys = nil
+	for i, s := range c.UserCAKeys {
+		k, err := parseKey(s)
+		key := fmt.Sprintf("user_ca_keys[%d]", i)
+		switch {
+		case err != nil:
+			bad(key, "not an OpenSSH public key", "paste the CA's .pub line, e.g. ssh-ed25519 AAAA... ca")
+		case isCert(k):
+			bad(key, "a certificate cannot be a CA", "paste the CA's public key, not a certificate")
+		default:
+			c.caKeys = append(c.caKeys, k)
+		}
+	}
+	if len(c.Users) == 0 {
+		bad("users", "no users configured", "add at least one user with keys and roles")
+	}
+	for _, uname := range sortedKeys(c.Users) {
+		u := c.Users[uname]
+		key := "users." + uname
+		if !validName(uname) {
+			bad(key, "user name must use letters, digits, '-', '_' or '.'", "rename the user")
+		}
+		if u == nil {
+			bad(key, "empty user", "give the user keys (or rely on user_ca_keys) and roles")
+			continue
+		}
+		u.keys = nil
+		for i, s := range u.Keys {
+			k, err := parseKey(s)
+			kkey := fmt.Sprintf("%s.keys[%d]", key, i)
+			switch {
+			case err != nil:
+				bad(kkey, "not an OpenSSH public key", "paste a line from the user's .pub file, e.g. ssh-ed25519 AAAA... alice@laptop")
+			case isCert(k):
+				bad(kkey, "certificates are not listed per user", "add the signing CA to user_ca_keys instead")
+			default:
+				u.keys = append(u.keys, k.Marshal())
+			}
+		}
+		if len(u.Keys) == 0 && len(c.UserCAKeys) == 0 {
+			bad(key+".keys", "missing", "list the user's public keys, or configure user_ca_keys for certificates")
+		}
+		if len(u.Roles) == 0 {
+			bad(key+".roles", "missing", "give the user at least one role, e.g. [observer]")
+		}
+		for i, r := range u.Roles {
+			if _, ok := c.Roles[r]; !ok {
+				bad(fmt.Sprintf("%s.roles[%d]", key, i), fmt.Sprintf("unknown role %q", r),
+					"define it under roles: or use one of: "+strings.Join(sortedKeys(c.Roles), ", "))
+			}
+		}
+	}
+}
+
+func parseKey(s string) (gossh.PublicKey, error) {
+	k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(s))
+	return k, err
+}
+
+func isCert(k gossh.PublicKey) bool {
+	_, ok := k.(*gossh.Certificate)
+	return ok
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validAlive accepts the alive names erl accepts without quoting trouble.
+func validAlive(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts host names (letters, digits, '-', '.').
+func validHost(s string) bool {
+	if s == "" || len(s) > 253 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validDial(s string) bool {
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		n, err := strconv.Atoi(p)
+		return err == nil && n > 0 && n < 65536 && h != ""
+	}
+	return !strings.ContainsAny(s, " /:") || net.ParseIP(s) != nil
+}

@@ -1,0 +1,439 @@
+// Package gateway is beamgate's SSH front door: its configuration, the SSH
+// server engineers log in to with keys or certificates, and the brokering
+// of their direct-tcpip channels into the epmd face and the distribution
+// relay. A session channel is not a shell: it prints the engineer's
+// banner, cookie or node table, and nothing else runs.
+package gateway
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"beamgate/audit"
+	"beamgate/cookies"
+	"beamgate/gateway/relay"
+
+	"github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+	"go.uber.org/zap"
+)
+
+// Auditor is the part of *audit.Log the front door uses.
+type Auditor interface {
+	Append(ctx context.Context, r *audit.Record) error
+}
+
+// Relayer is the part of *relay.Relay the front door uses.
+type Relayer interface {
+	Serve(ctx context.Context, eng relay.Engineer, t relay.Target, conn net.Conn) error
+}
+
+// Options wire a Server.
+type Options struct {
+	Config     *Config // validated (LoadConfig or ParseConfig)
+	HostSigner gossh.Signer
+	Gateway    cookies.Gateway // derives engineers' gateway cookies
+	Audit      Auditor
+	Relay      Relayer
+	Log        *zap.Logger
+	// Now is the clock for cookies and certificate validity; nil is time.Now.
+	Now func() time.Time
+	// Reachable reports whether node answers now; nil asks its epmd with a
+	// short timeout.
+	Reachable func(ctx context.Context, n *Node) bool
+}
+
+// Server is the SSH front door.
+type Server struct {
+	cfg   *Config
+	opts  Options
+	log   *zap.Logger
+	auth  *authenticator
+	ssh   *ssh.Server
+	now   func() time.Time
+	reach func(ctx context.Context, n *Node) bool
+
+	mu        sync.Mutex
+	perUser   map[string]int // authenticated connections per user
+	perTarget map[string]int // relay sessions per node name
+}
+
+// auditTimeout bounds one audit append made by the front door.
+const auditTimeout = 5 * time.Second
+
+// keepaliveMisses is how many unanswered keepalives close a connection.
+const keepaliveMisses = 3
+
+// NewServer builds the SSH server. It does not listen.
+func NewServer(o Options) (*Server, error) {
+	if o.Config == nil || o.HostSigner == nil || o.Audit == nil || o.Relay == nil {
+		return nil, errors.New("gateway: NewServer needs Config, HostSigner, Audit and Relay")
+	}
+	if err := o.Gateway.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{
+		cfg:       o.Config,
+		opts:      o,
+		log:       o.Log,
+		now:       o.Now,
+		reach:     o.Reachable,
+		perUser:   map[string]int{},
+		perTarget: map[string]int{},
+	}
+	if s.reach == nil {
+		s.reach = epmdReachable
+	}
+	s.auth = &authenticator{cfg: o.Config, clock: o.Now}
+	s.ssh = &ssh.Server{
+		Addr:                 o.Config.Listen,
+		HostSigners:          []ssh.Signer{o.HostSigner},
+		Version:              "beamgate",
+		ConnCallback:         s.connCallback,
+		ServerConfigCallback: s.serverConfig,
+		ChannelHandlers: map[string]ssh.ChannelHandler{
+			"session":      s.handleSession,
+			"direct-tcpip": s.handleDirectTCPIP,
+			"default":      s.handleOtherChannel,
+		},
+		RequestHandlers: map[string]ssh.RequestHandler{
+			"default": s.handleGlobalRequest,
+		},
+	}
+	return s, nil
+}
+
+// ListenAndServe listens on the configured address and serves.
+func (s *Server) ListenAndServe() error {
+	l, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Serve accepts SSH connections on l until Close or Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.log.Info("ssh front door listening", zap.String("addr", l.Addr().String()))
+	err := s.ssh.Serve(l)
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close closes the listener and every connection.
+func (s *Server) Close() error { return s.ssh.Close() }
+
+// Shutdown stops accepting and waits for connections to end or ctx.
+func (s *Server) Shutdown(ctx context.Context) error { return s.ssh.Shutdown(ctx) }
+
+// connState is the front door's per-connection state, kept in the
+// gliderlabs context under connStateKey.
+type connState struct {
+	srv      *Server
+	ctx      ssh.Context
+	netConn  net.Conn
+	accepted time.Time
+
+	channels   atomic.Int32 // open channels
+	lastActive atomic.Int64 // unix nanos of the last channel open/close
+	counted    atomic.Bool  // counted in srv.perUser
+
+	mu       sync.Mutex
+	lastUser string // last user name attempted
+	lastFail string // last authentication failure reason
+	methods  []string
+}
+
+type connStateKey struct{}
+
+func stateOf(ctx ssh.Context) *connState {
+	c, _ := ctx.Value(connStateKey{}).(*connState)
+	return c
+}
+
+// serverConnOf returns the authenticated connection, or nil before the
+// handshake completed.
+func serverConnOf(ctx ssh.Context) *gossh.ServerConn {
+	sc, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	return sc
+}
+
+// connCallback runs for every accepted TCP connection, before the SSH
+// handshake: it arms the handshake timeout and starts the connection's
+// supervisor (keepalives, idle timeout, end-of-connection accounting).
+func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
+	c := &connState{srv: s, ctx: ctx, netConn: conn, accepted: time.Now()}
+	c.lastActive.Store(time.Now().UnixNano())
+	ctx.SetValue(connStateKey{}, c)
+	go c.supervise()
+	return conn
+}
+
+// supervise enforces the handshake timeout, sends keepalives, closes idle
+// connections, and accounts for the connection when it ends.
+func (c *connState) supervise() {
+	s := c.srv
+	lim := s.cfg.Limits
+	handshake := time.NewTimer(lim.HandshakeTimeout)
+	defer handshake.Stop()
+	tick := time.NewTicker(lim.KeepaliveInterval)
+	defer tick.Stop()
+	var inflight atomic.Int32
+	for {
+		select {
+		case <-c.ctx.Done():
+			c.ended()
+			return
+		case <-handshake.C:
+			if serverConnOf(c.ctx) == nil {
+				c.fail("", errHandshakeTimer.Error())
+				c.netConn.Close()
+			}
+		case <-tick.C:
+			sc := serverConnOf(c.ctx)
+			if sc == nil {
+				continue
+			}
+			if inflight.Load() >= keepaliveMisses {
+				s.log.Info("closing unresponsive ssh connection", zap.String("user", sc.User()), zap.String("remote", sourceAddr(sc.RemoteAddr())))
+				sc.Close()
+				continue
+			}
+			idleFor := time.Since(time.Unix(0, c.lastActive.Load()))
+			if c.channels.Load() == 0 && idleFor >= lim.IdleTimeout {
+				c.auditConn(sc, "disconnect", audit.DecisionInfo, "idle timeout")
+				sc.Close()
+				continue
+			}
+			inflight.Add(1)
+			go func() {
+				// OpenSSH answers with a failure reply; any reply means alive.
+				if _, _, err := sc.SendRequest("keepalive@openssh.com", true, nil); err == nil {
+					inflight.Store(0)
+				}
+			}()
+		}
+	}
+}
+
+// fail notes an authentication failure for the end-of-connection record.
+func (c *connState) fail(user, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if user != "" {
+		c.lastUser = user
+	}
+	c.lastFail = reason
+}
+
+// ended accounts for a closed connection: releases the per-user slot, and
+// audits a failed login or a logout.
+func (c *connState) ended() {
+	s := c.srv
+	sc := serverConnOf(c.ctx)
+	if sc != nil {
+		if id, ok := identityOf(sc); ok {
+			if c.counted.Load() {
+				s.mu.Lock()
+				if s.perUser[id.User]--; s.perUser[id.User] <= 0 {
+					delete(s.perUser, id.User)
+				}
+				s.mu.Unlock()
+			}
+			c.auditConn(sc, "logout", audit.DecisionInfo, "")
+			return
+		}
+	}
+	if c.counted.Load() {
+		// Verified but the handshake failed afterwards.
+		s.mu.Lock()
+		if s.perUser[c.lastUser]--; s.perUser[c.lastUser] <= 0 {
+			delete(s.perUser, c.lastUser)
+		}
+		s.mu.Unlock()
+	}
+	c.mu.Lock()
+	user, reason, methods := c.lastUser, c.lastFail, append([]string(nil), c.methods...)
+	c.mu.Unlock()
+	if reason == "" {
+		reason = errNotAuthedYet.Error()
+	}
+	detail := map[string]string{}
+	if len(methods) > 0 {
+		detail["methods"] = fmt.Sprint(methods)
+	}
+	s.appendAudit(&audit.Record{
+		Event:      "login",
+		User:       user,
+		SourceAddr: sourceAddr(c.netConn.RemoteAddr()),
+		Decision:   audit.DecisionDeny,
+		Reason:     reason,
+		Detail:     detail,
+	})
+	s.log.Info("ssh login refused", zap.String("user", user), zap.String("remote", sourceAddr(c.netConn.RemoteAddr())), zap.String("reason", reason))
+}
+
+// auditConn records a connection-level event for an authenticated conn.
+func (c *connState) auditConn(sc *gossh.ServerConn, event, decision, reason string) {
+	id, _ := identityOf(sc)
+	r := c.srv.record(c.ctx, id, event, decision, reason)
+	c.srv.appendAudit(r)
+}
+
+// serverConfig builds the x/crypto server configuration for one
+// connection: restricted algorithms, public-key-only authentication with
+// the verified-key pattern, and "none" refused.
+func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
+	c := stateOf(ctx)
+	cfg := &gossh.ServerConfig{
+		Config: gossh.Config{
+			KeyExchanges: kexAlgorithms,
+			Ciphers:      cipherSuites,
+			MACs:         macAlgorithms,
+		},
+		PublicKeyAuthAlgorithms: publicKeyAuthAlgorithms(),
+		MaxAuthTries:            6,
+		// gliderlabs sets NoClientAuth because none of its own handlers is
+		// set; this callback is what refuses "none".
+		NoClientAuthCallback: func(conn gossh.ConnMetadata) (*gossh.Permissions, error) {
+			return nil, errNoClientAuth
+		},
+		PublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+			perms, err := s.auth.checkKey(conn, key)
+			if err != nil && c != nil {
+				c.fail(conn.User(), fmt.Sprintf("%s: %v (%s)", key.Type(), err, gossh.FingerprintSHA256(key)))
+			}
+			return perms, err
+		},
+		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			out, err := s.auth.verified(conn, key, perms)
+			if err != nil {
+				if c != nil {
+					c.fail(conn.User(), err.Error())
+				}
+				return nil, err
+			}
+			id := out.ExtraData[identityKey{}].(*Identity)
+			if c != nil && !c.counted.Load() {
+				s.mu.Lock()
+				n := s.perUser[id.User]
+				if n >= s.cfg.Limits.MaxConnectionsPerUser {
+					s.mu.Unlock()
+					c.fail(id.User, errTooManyConns.Error())
+					return nil, errTooManyConns
+				}
+				s.perUser[id.User] = n + 1
+				s.mu.Unlock()
+				c.counted.Store(true)
+				c.fail(id.User, "")
+			}
+			r := s.record(ctx, id, "login", audit.DecisionAllow, "")
+			r.Session = shortSession(hex.EncodeToString(conn.SessionID()))
+			r.SourceAddr = sourceAddr(conn.RemoteAddr())
+			if err := s.appendAuditErr(r); err != nil {
+				return nil, errAuditFailed
+			}
+			s.log.Info("ssh login", zap.String("user", id.User), zap.String("key_id", id.KeyID), zap.Bool("cert", id.Cert), zap.String("remote", r.SourceAddr))
+			return out, nil
+		},
+		AuthLogCallback: func(conn gossh.ConnMetadata, method string, err error) {
+			if c == nil || err == nil {
+				return
+			}
+			c.mu.Lock()
+			if len(c.methods) < 16 && (len(c.methods) == 0 || c.methods[len(c.methods)-1] != method) {
+				c.methods = append(c.methods, method)
+			}
+			if c.lastUser == "" {
+				c.lastUser = conn.User()
+			}
+			if method != "none" && method != "publickey" {
+				c.lastFail = "method " + method + " refused"
+			} else if method == "publickey" && c.lastFail == "" {
+				c.lastFail = err.Error()
+			}
+			c.mu.Unlock()
+		},
+	}
+	return cfg
+}
+
+// record starts an audit record for an authenticated connection.
+func (s *Server) record(ctx ssh.Context, id *Identity, event, decision, reason string) *audit.Record {
+	r := &audit.Record{
+		Event:      event,
+		Session:    sessionOf(ctx),
+		SourceAddr: sourceAddr(ctx.RemoteAddr()),
+		Decision:   decision,
+		Reason:     reason,
+	}
+	if id != nil {
+		r.User = id.User
+		r.KeyID = id.KeyID
+		r.CertSerial = id.CertSerial
+		if id.Cert {
+			r.Detail = map[string]string{"fingerprint": id.Fingerprint}
+		}
+	}
+	return r
+}
+
+// sessionOf is the short SSH session id used in audit records.
+func sessionOf(ctx ssh.Context) string { return shortSession(ctx.SessionID()) }
+
+func shortSession(id string) string {
+	if len(id) > 16 {
+		id = id[:16]
+	}
+	return id
+}
+
+// appendAudit appends r, logging a failure.
+func (s *Server) appendAudit(r *audit.Record) {
+	_ = s.appendAuditErr(r)
+}
+
+// appendAuditErr appends r and reports failure, so callers can fail closed.
+func (s *Server) appendAuditErr(r *audit.Record) error {
+	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+	defer cancel()
+	err := s.opts.Audit.Append(ctx, r)
+	if err != nil {
+		s.log.Error("audit append failed", zap.String("event", r.Event), zap.Error(err))
+	}
+	return err
+}
+
+// handleGlobalRequest refuses every global request (tcpip-forward, i.e.
+// ssh -R, and the rest), auditing port-forward requests. Client
+// keepalives get a failure reply, which OpenSSH counts as alive.
+func (s *Server) handleGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (bool, []byte) {
+	switch req.Type {
+	case "tcpip-forward", "streamlocal-forward@openssh.com":
+		id, _ := identityOf(serverConnOf(ctx))
+		r := s.record(ctx, id, "remote_forward", audit.DecisionDeny, "remote forwarding (ssh -R) is refused")
+		var p struct {
+			Addr string
+			Port uint32
+		}
+		if gossh.Unmarshal(req.Payload, &p) == nil {
+			r.Dest = fmt.Sprintf("%s:%d", p.Addr, p.Port)
+		}
+		s.appendAudit(r)
+	}
+	return false, nil
+}
