@@ -263,7 +263,7 @@ func (d *decoder) legacyFloat(start int) (Term, error) {
 		end++
 	}
 	txt := raw[:end]
-	if !legacyFloatShape(txt) {
+	if end == len(raw) || !legacyFloatShape(txt) { // Erlang needs a NUL within the 31 bytes
 		return nil, d.fail(tagFloat, start, ErrBadValue, "malformed float text")
 	}
 	f, err := strconv.ParseFloat(string(txt), 64)
