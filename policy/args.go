@@ -19,7 +19,7 @@ type ArgMatcher interface {
 
 type kindArg string
 
-func (k kindArg) String() string      { return string(k) }
+func (k kindArg) String() string     { return string(k) }
 func (k kindArg) atoms() []term.Atom { return nil }
 
 func (k kindArg) Match(arg term.Term, own func(term.Pid) bool) bool {
@@ -131,7 +131,7 @@ func (n notContaining) Match(arg term.Term, _ func(term.Pid) bool) bool {
 
 type intMin int64
 
-func (m intMin) String() string      { return fmt.Sprintf("int_min(%d)", int64(m)) }
+func (m intMin) String() string     { return fmt.Sprintf("int_min(%d)", int64(m)) }
 func (m intMin) atoms() []term.Atom { return nil }
 func (m intMin) Match(arg term.Term, _ func(term.Pid) bool) bool {
 	i, ok := arg.(term.Int)

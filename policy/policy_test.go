@@ -215,10 +215,10 @@ func TestAtomBudget(t *testing.T) {
 func TestProfileErrorsNameTheKey(t *testing.T) {
 	dir := t.TempDir()
 	cases := map[string]string{
-		"name: x\ncalls:\n  - mfa: [erlang:node/0]\n":                       "rule: missing",
+		"name: x\ncalls:\n  - mfa: [erlang:node/0]\n":                         "rule: missing",
 		"name: x\ncalls:\n  - rule: r\n    mfa: [erlang-node]\n":              "not module:function/arity",
 		"name: x\ncalls:\n  - rule: r\n    mfa: [a:b/1]\n    args: [bogus]\n": "args[0]",
-		"name: x\ncals: []\n":                                                 "cals",
+		"name: x\ncals: []\n": "cals",
 	}
 	for body, want := range cases {
 		path := dir + "/p.yaml"
