@@ -1,0 +1,30 @@
+# beamgate: build, test and fuzz entry points. `make help` lists targets.
+# CI runs .ci/run, which installs Erlang/Elixir/OpenSSH and then `make test`.
+
+GO       ?= go
+# Go modules to vet and test (directories holding a go.mod).
+MODULES  ?= .
+# How long `make fuzz` runs each Fuzz target.
+FUZZTIME ?= 30s
+
+.PHONY: help test build fuzz
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-6s %s\n", $$1, $$2}'
+
+test: ## go vet, then every test (real BEAM nodes included) in each module
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m: go vet ./..."; (cd $$m && $(GO) vet ./...); \
+		echo "== $$m: go test -count=1 -timeout 30m ./..."; (cd $$m && $(GO) test -count=1 -timeout 30m ./...); \
+	done
+
+build: ## build ./cmd/beamgate into ./bin/beamgate
+	$(GO) build -o bin/beamgate ./cmd/beamgate
+
+fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
