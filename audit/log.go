@@ -293,7 +293,8 @@ func countLines(f io.ReadSeeker) (int, error) {
 //
 // Errors: ErrLogFailed (wrapped with the cause) once any write or fsync has
 // failed, for this and every later call; ErrClosed after Close;
-// ErrRecordTooLarge for this record only. If ctx ends first, Append returns
+// ErrRecordTooLarge or ErrTimeOutOfRange for this record only (the log
+// stays usable). If ctx ends first, Append returns
 // its error; the record was not written if the writer had not yet picked it
 // up, and may have been written otherwise. Either way the caller must not
 // forward.

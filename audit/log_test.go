@@ -435,3 +435,20 @@ func BenchmarkAppendParallel(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(b.N)/float64(l.batches.Load()), "records/fsync")
 }
+
+// BenchmarkAppendSerial is one appender: one fsync per record, the
+// baseline group commit improves on.
+func BenchmarkAppendSerial(b *testing.B) {
+	l, err := Open(filepath.Join(b.TempDir(), "audit.log"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	r := sampleRecord(0)
+	for b.Loop() {
+		if err := l.Append(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}

@@ -34,6 +34,10 @@ const (
 // exceed MaxLineLen. The log stays usable; the caller must not forward.
 var ErrRecordTooLarge = errors.New("audit: record too large")
 
+// ErrTimeOutOfRange is returned by Append for a record whose Time is not
+// within years 0000-9999, which RFC 3339 cannot represent.
+var ErrTimeOutOfRange = errors.New("audit: record time outside years 0000-9999")
+
 // Record is one audit line. The log assigns Seq, Prev and Hash, and Time
 // when it is zero; callers fill in the rest. Field order in the JSON line
 // is the field order here.
@@ -174,8 +178,12 @@ func chainHash(prev string, body []byte) string {
 
 // appendLine appends the full line for r (body, hash field, '\n') to dst,
 // with r.Prev already set, and returns the record's hash. dst is returned
-// unchanged with ErrRecordTooLarge if the line would exceed MaxLineLen.
+// unchanged with ErrRecordTooLarge if the line would exceed MaxLineLen, and
+// with ErrTimeOutOfRange if r.Time cannot be written as RFC 3339.
 func appendLine(dst []byte, r *Record) ([]byte, string, error) {
+	if y := r.Time.UTC().Year(); y < 0 || y > 9999 {
+		return dst, "", fmt.Errorf("%w: %d", ErrTimeOutOfRange, y)
+	}
 	start := len(dst)
 	dst, err := appendBody(dst, r)
 	if err != nil {
