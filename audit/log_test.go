@@ -34,7 +34,7 @@ func openTest(t *testing.T, path string) *Log {
 
 func sampleRecord(i int) *Record {
 	return &Record{
-		Event:      "message",
+		Event:      EventMessage,
 		Session:    fmt.Sprintf("s%d", i%3),
 		User:       "alice",
 		KeyID:      "alice@example",
@@ -43,7 +43,7 @@ func sampleRecord(i int) *Record {
 		Engineer:   "dbg@laptop",
 		Target:     "app@prod1",
 		Cluster:    "eu",
-		Dir:        "e2p",
+		Dir:        DirE2P,
 		Op:         "SPAWN_REQUEST",
 		MFA:        "erlang:process_info/2",
 		Decision:   DecisionAllow,

@@ -22,6 +22,24 @@ const MaxLineLen = 1 << 20
 // GenesisHash is the Prev of the first record of a log.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
+// Event values.
+const (
+	EventMessage      = "message"       // one relayed or refused distribution message
+	EventSessionStart = "session_start" // engineer node connected to a target
+	EventSessionEnd   = "session_end"   // with BytesIn/Out and MsgsIn/Out
+	EventChannel      = "channel"       // SSH channel accepted or refused
+	EventLogin        = "login"         // SSH authentication result
+	EventEpmd         = "epmd"          // epmd query answered by the gateway
+	EventRotate       = "rotate"        // log rotation / head anchoring
+	EventOffboard     = "offboard"      // user or key revoked
+)
+
+// Dir values: the direction of a relayed message.
+const (
+	DirE2P = "e2p" // engineer to production
+	DirP2E = "p2e" // production to engineer
+)
+
 // Decision values.
 const (
 	DecisionAllow      = "allow"
@@ -39,7 +57,9 @@ var ErrRecordTooLarge = errors.New("audit: record too large")
 var ErrTimeOutOfRange = errors.New("audit: record time outside years 0000-9999")
 
 // Record is one audit line. The log assigns Seq, Prev and Hash, and Time
-// when it is zero; callers fill in the rest. Field order in the JSON line
+// when it is zero (stamped when the writer takes the record, so log-stamped
+// times follow Seq order; caller-set times need not); callers fill in the
+// rest. Field order in the JSON line
 // is the field order here.
 type Record struct {
 	Time       time.Time `json:"time"` // RFC3339Nano, UTC

@@ -56,7 +56,8 @@ func Verify(r io.Reader) (n int, err error) {
 	}
 }
 
-// VerifyFile is Verify on the file at path.
+// VerifyFile is Verify on the file at path. On a log that is being
+// appended to, a torn final line may be a write in progress: run it again.
 func VerifyFile(path string) (n int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
