@@ -297,7 +297,7 @@ func (m Message) String() string {
 	return s
 }
 
-// Equal reports whether a and b are the same message.
+// Equal reports whether m and o are the same message.
 func (m Message) Equal(o Message) bool {
 	if m.Control == nil || o.Control == nil {
 		return m.Control == nil && o.Control == nil

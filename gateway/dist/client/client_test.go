@@ -137,3 +137,27 @@ func TestDialBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleConnectionSurvives leaves the connection idle for longer than
+// production's net_ticktime: only the ticks both ways keep it up.
+func TestIdleConnectionSurvives(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real BEAM nodes")
+	}
+	port := beamtest.StartEpmd(t)
+	prod := beamtest.Start(t, beamtest.Options{Name: prodName, LongNames: true, Cookie: testCookie,
+		BindIP: "127.0.0.2", EpmdPort: port, ExtraArgs: []string{"-kernel", "net_ticktime", "2"}})
+	c := dial(t, Config{Node: clientName, Target: prodName, EpmdAddr: "127.0.0.1:" + strconv.Itoa(port),
+		Cookie: testCookie, NetTicktime: 2 * time.Second})
+	select {
+	case <-c.Done():
+		t.Fatalf("connection died while idle: %v", c.Err())
+	case <-time.After(5 * time.Second):
+	}
+	if v, err := callProd(t, c, "erlang", "node"); err != nil || v != term.Atom(prodName) {
+		t.Errorf("call after idling = %v, %v", v, err)
+	}
+	if got := prod.Eval(t, "lists:member('"+clientName+"', nodes(hidden))"); got != "true" {
+		t.Errorf("production dropped the idle client: nodes(hidden) lacks it")
+	}
+}
