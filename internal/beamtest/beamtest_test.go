@@ -24,15 +24,19 @@ func startCluster(t *testing.T) (epmdPort int, inetrc string, prod *Production) 
 		ProductionHost: ProductionIP,
 		engineerHost:   "127.0.0.1",
 	})
+	distPort := FreePort(t, ProductionIP)
 	prod = StartProduction(t, Options{
 		Name:      "prod@" + ProductionHost,
 		LongNames: true,
 		Cookie:    "prod-secret-cookie",
 		BindIP:    ProductionIP,
-		DistPort:  FreePort(t, ProductionIP),
+		DistPort:  distPort,
 		EpmdPort:  epmdPort,
 		Inetrc:    inetrc,
 	})
+	if got := prod.DistPort(t); got != distPort {
+		t.Fatalf("prod.DistPort = %d, want %d", got, distPort)
+	}
 	return epmdPort, inetrc, prod
 }
 
@@ -90,6 +94,10 @@ func TestProductionAndEngineer(t *testing.T) {
 	// A write does show up in the snapshot, so comparing snapshots means something.
 	eng.Eval(t, fmt.Sprintf("rpc:call(%s, file, write_file, [%q, <<\"x\">>])", prod.Atom(), prod.MarkerPath))
 	eng.Eval(t, fmt.Sprintf("erlang:send({beamgate_state, %s}, {set, 7})", prod.Atom()))
+	// Same sender, same receiver: this call is ordered after the send.
+	if got := eng.Eval(t, fmt.Sprintf("gen_server:call({beamgate_state, %s}, get)", prod.Atom())); got != "7" {
+		t.Fatalf("remote gen_server:call get after set = %q, want 7", got)
+	}
 	if !prod.MarkerExists() {
 		t.Fatalf("rpc file:write_file did not create %s", prod.MarkerPath)
 	}
@@ -243,4 +251,18 @@ func seqList(n int) string {
 		parts[i] = fmt.Sprint(i + 1)
 	}
 	return strings.Join(parts, ",")
+}
+
+func TestShortNames(t *testing.T) {
+	t.Parallel()
+	RequireErl(t)
+	epmdPort := StartEpmd(t)
+	a := Start(t, Options{Name: "a@localhost", EpmdPort: epmdPort})
+	b := Start(t, Options{Name: "b@localhost", EpmdPort: epmdPort})
+	if got := b.Eval(t, fmt.Sprintf("net_adm:ping(%s)", a.Atom())); got != "pong" {
+		t.Fatalf("short-name ping = %q, want pong", got)
+	}
+	if got := a.Eval(t, "nodes()"); got != "[b@localhost]" {
+		t.Fatalf("a nodes() = %s, want [b@localhost]", got)
+	}
 }

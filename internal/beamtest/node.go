@@ -614,3 +614,19 @@ func (n *Node) finish() {
 	n.logClosed = true
 	n.mu.Unlock()
 }
+
+// DistPort returns the node's distribution listen port as registered in
+// its epmd (Options.EpmdPort).
+func (n *Node) DistPort(t testing.TB) int {
+	t.Helper()
+	alive, _, ok := strings.Cut(n.Name, "@")
+	if !ok || n.Name == "nonode@nohost" {
+		t.Fatalf("beamtest: %s is not distributed", n.label)
+	}
+	got := n.Eval(t, fmt.Sprintf(`{port, P, _} = erl_epmd:port_please(%q, {127,0,0,1}), P`, alive))
+	port, err := strconv.Atoi(got)
+	if err != nil {
+		t.Fatalf("beamtest: %s dist port: %s", n.label, got)
+	}
+	return port
+}
