@@ -13,8 +13,8 @@ import (
 	"beamgate/gateway/relay"
 
 	"github.com/gliderlabs/ssh"
-	gossh "golang.org/x/crypto/ssh"
 	"go.uber.org/zap"
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // reachTimeout bounds the banner's live reachability check per node.

@@ -15,8 +15,8 @@ import (
 
 	"beamgate/policy"
 
-	gossh "golang.org/x/crypto/ssh"
 	"go.yaml.in/yaml/v3"
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // maxConfigFile bounds the configuration file size.

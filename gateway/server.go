@@ -20,8 +20,8 @@ import (
 	"beamgate/gateway/relay"
 
 	"github.com/gliderlabs/ssh"
-	gossh "golang.org/x/crypto/ssh"
 	"go.uber.org/zap"
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // Auditor is the part of *audit.Log the front door uses.
@@ -62,6 +62,7 @@ type Server struct {
 	mu        sync.Mutex
 	perUser   map[string]int // authenticated connections per user
 	perTarget map[string]int // relay sessions per node name
+	closers   []func() error // run after the SSH server closed (FromConfig)
 }
 
 // auditTimeout bounds one audit append made by the front door.
@@ -134,11 +135,25 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Close closes the listener and every connection.
-func (s *Server) Close() error { return s.ssh.Close() }
+// Close closes the listener and every connection, then what FromConfig
+// opened.
+func (s *Server) Close() error {
+	err := s.ssh.Close()
+	if errors.Is(err, ssh.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, s.closeAll())
+}
 
-// Shutdown stops accepting and waits for connections to end or ctx.
-func (s *Server) Shutdown(ctx context.Context) error { return s.ssh.Shutdown(ctx) }
+// Shutdown stops accepting and waits for connections to end or ctx, then
+// closes what FromConfig opened.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.ssh.Shutdown(ctx)
+	if err != nil {
+		s.ssh.Close()
+	}
+	return errors.Join(err, s.closeAll())
+}
 
 // connState is the front door's per-connection state, kept in the
 // gliderlabs context under connStateKey.
@@ -393,7 +408,11 @@ func (s *Server) record(ctx ssh.Context, id *Identity, event, decision, reason s
 }
 
 // sessionOf is the short SSH session id used in audit records.
-func sessionOf(ctx ssh.Context) string { return shortSession(ctx.SessionID()) }
+// It is empty before the handshake completed.
+func sessionOf(ctx ssh.Context) string {
+	id, _ := ctx.Value(ssh.ContextKeySessionID).(string)
+	return shortSession(id)
+}
 
 func shortSession(id string) string {
 	if len(id) > 16 {

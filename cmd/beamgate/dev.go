@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"beamgate/cookies"
+	"beamgate/gateway"
+	"beamgate/gateway/epmd"
+
+	"go.uber.org/zap"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// The demo production node beamgate dev starts when erl is installed.
+const (
+	demoNode        = "demo@demo-prod"
+	demoAlive       = "demo"
+	demoHost        = "demo-prod"
+	demoIP          = "127.0.0.2"
+	demoCluster     = "demo"
+	demoGatewayPort = 4370
+	demoStartWait   = 30 * time.Second
+	childStopWait   = 5 * time.Second
+)
+
+func devCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	state := fs.String("state", defaultStateDir(), "state directory (host key, cookies, audit log, generated key)")
+	listen := fs.String("listen", "127.0.0.1:2222", "SSH listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("unexpected arguments")
+	}
+	if err := os.MkdirAll(*state, 0o700); err != nil {
+		return err
+	}
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	keys, generated, err := devUserKeys(*state)
+	if err != nil {
+		return err
+	}
+
+	// The demo production node, when erl is installed.
+	var demo *demoProduction
+	if _, err := exec.LookPath("erl"); err == nil {
+		if _, err := exec.LookPath("epmd"); err == nil {
+			demo, err = startDemo(ctx, *state, log)
+			if err != nil {
+				return fmt.Errorf("demo node: %w", err)
+			}
+			defer demo.stop()
+		}
+	}
+	if demo == nil {
+		fmt.Fprintln(stderr, "beamgate dev: erl not found; running without a demo production node")
+	}
+
+	cfgPath := filepath.Join(*state, "beamgate.yaml")
+	if err := writeDevConfig(cfgPath, *listen, keys, demo); err != nil {
+		return err
+	}
+	cfg, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	srv, err := gateway.FromConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(*listen)
+	fmt.Fprintf(stdout, "beamgate dev: listening on %s, state in %s (config %s)\n", *listen, *state, cfgPath)
+	identity := ""
+	if generated != "" {
+		fmt.Fprintf(stdout, "beamgate dev: no ~/.ssh/*.pub found; generated a key for user dev: %s\n", generated)
+		identity = " -i " + generated
+	}
+	if demo != nil {
+		fmt.Fprintf(stdout, "beamgate dev: demo production node %s on %s (epmd port %d, production cookie kept in %s)\n",
+			demoNode, demoIP, demo.epmdPort, filepath.Join(*state, "cookies.yaml"))
+		fmt.Fprintf(stdout, "\nTo see your recipe to observe it:\n\n  ssh%s -p %s dev@127.0.0.1\n\n", identity, port)
+		fmt.Fprintf(stdout, "(The recipe maps %s to 127.0.0.1 through ERL_INETRC; nothing to install.)\n", demoHost)
+	} else {
+		fmt.Fprintf(stdout, "\nLog in: ssh%s -p %s dev@127.0.0.1\n", identity, port)
+	}
+	return serveUntil(ctx, srv, log)
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "beamgate", "dev")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "beamgate", "dev")
+	}
+	return "beamgate-dev"
+}
+
+// devUserKeys returns the invoking user's ~/.ssh/*.pub keys, or a key
+// generated in state (returning its private key path).
+func devUserKeys(state string) (keys []string, generated string, err error) {
+	if home, err := os.UserHomeDir(); err == nil {
+		paths, _ := filepath.Glob(filepath.Join(home, ".ssh", "*.pub"))
+		for _, p := range paths {
+			if strings.HasSuffix(p, "-cert.pub") {
+				continue
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			k, comment, _, _, err := gossh.ParseAuthorizedKey(b)
+			if err != nil {
+				continue
+			}
+			if _, isCert := k.(*gossh.Certificate); isCert {
+				continue
+			}
+			keys = append(keys, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k)))+" "+comment)
+		}
+	}
+	if len(keys) > 0 {
+		return keys, "", nil
+	}
+	path := filepath.Join(state, "dev_ed25519")
+	if b, err := os.ReadFile(path + ".pub"); err == nil {
+		if _, err := os.Stat(path); err == nil {
+			return []string{strings.TrimSpace(string(b))}, path, nil
+		}
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	block, err := gossh.MarshalPrivateKey(priv, "beamgate dev")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, "", err
+	}
+	sp, err := gossh.NewPublicKey(pub)
+	if err != nil {
+		return nil, "", err
+	}
+	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sp))) + " beamgate-dev"
+	if err := os.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
+		return nil, "", err
+	}
+	return []string{line}, path, nil
+}
+
+// writeDevConfig writes the dev configuration. Without a demo node the
+// cluster points at a node nobody runs, so the banner shows it unreachable.
+func writeDevConfig(path, listen string, keys []string, demo *demoProduction) error {
+	dial := demoIP + ":4369"
+	if demo != nil {
+		dial = net.JoinHostPort(demoIP, strconv.Itoa(demo.epmdPort))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by beamgate dev on every start.\n")
+	fmt.Fprintf(&b, "listen: %q\nhost_key: ./ssh_host_ed25519_key\ngateway_secret_file: ./gateway_secret\n", listen)
+	fmt.Fprintf(&b, "audit:\n  path: ./audit.jsonl\ncookies:\n  backend: file\n  file: ./cookies.yaml\n")
+	fmt.Fprintf(&b, "clusters:\n  %s:\n    nodes:\n      - name: %s\n        dial: %q\n        gateway_port: %d\n",
+		demoCluster, demoNode, dial, demoGatewayPort)
+	fmt.Fprintf(&b, "users:\n  dev:\n    keys:\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "      - %q\n", k)
+	}
+	fmt.Fprintf(&b, "    roles: [observer]\nroles:\n  observer:\n    clusters: [%s]\n    policy: readonly\n    mode: enforce\n", demoCluster)
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	// The cookie store must exist even without a demo node.
+	cookiePath := filepath.Join(filepath.Dir(path), "cookies.yaml")
+	if demo == nil {
+		if _, err := os.Stat(cookiePath); errors.Is(err, os.ErrNotExist) {
+			return cookies.WriteFile(cookiePath, map[string]string{demoCluster: randomCookie()})
+		}
+	}
+	return nil
+}
+
+func randomCookie() string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+}
+
+// demoProduction is the local demo node and its private epmd.
+type demoProduction struct {
+	epmdPort int
+	epmd     *exec.Cmd
+	node     *exec.Cmd
+	log      *zap.Logger
+}
+
+// startDemo starts a private epmd on demoIP and the demo node bound to
+// demoIP with a random production cookie, written to the state's cookie
+// store and to the node's own ~/.erlang.cookie (never on a command line).
+func startDemo(ctx context.Context, state string, log *zap.Logger) (*demoProduction, error) {
+	d := &demoProduction{log: log}
+	port, err := freePort(demoIP)
+	if err != nil {
+		return nil, err
+	}
+	d.epmdPort = port
+	d.epmd = exec.Command("epmd", "-port", strconv.Itoa(port))
+	d.epmd.Env = append(os.Environ(), "ERL_EPMD_ADDRESS="+demoIP)
+	d.epmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.epmd.Start(); err != nil {
+		return nil, err
+	}
+
+	cookie := randomCookie()
+	if err := cookies.WriteFile(filepath.Join(state, "cookies.yaml"), map[string]string{demoCluster: cookie}); err != nil {
+		d.stop()
+		return nil, err
+	}
+	home := filepath.Join(state, "demo-home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		d.stop()
+		return nil, err
+	}
+	cookieFile := filepath.Join(home, ".erlang.cookie")
+	os.Remove(cookieFile)
+	if err := os.WriteFile(cookieFile, []byte(cookie), 0o400); err != nil {
+		d.stop()
+		return nil, err
+	}
+	d.node = exec.Command("erl", "-noshell", "-sname", demoNode,
+		"-kernel", "inet_dist_use_interface", "{127,0,0,2}")
+	d.node.Env = append(os.Environ(), "HOME="+home, "ERL_EPMD_PORT="+strconv.Itoa(port))
+	d.node.Dir = home
+	d.node.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.node.Start(); err != nil {
+		d.stop()
+		return nil, err
+	}
+	// Wait until the node registered with its epmd.
+	deadline := time.Now().Add(demoStartWait)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := epmd.LookupPort(lctx, net.JoinHostPort(demoIP, strconv.Itoa(port)), demoAlive)
+		cancel()
+		if err == nil {
+			return d, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			d.stop()
+			return nil, fmt.Errorf("%s did not register with epmd on %s:%d: %v", demoNode, demoIP, port, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stop ends the demo node and its epmd: SIGTERM to each child's process
+// group, then SIGKILL after childStopWait.
+func (d *demoProduction) stop() {
+	for _, c := range []*exec.Cmd{d.node, d.epmd} {
+		if c == nil || c.Process == nil {
+			continue
+		}
+		pgid := c.Process.Pid
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(childStopWait):
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-done
+		}
+	}
+}
+
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

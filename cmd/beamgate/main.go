@@ -1,0 +1,125 @@
+// Command beamgate runs the beamgate SSH gateway: `beamgate serve` with a
+// configuration file, `beamgate dev` for a self-contained local setup with
+// a demo production node, and `beamgate version`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"beamgate/gateway"
+
+	"go.uber.org/zap"
+)
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// shutdownGrace bounds a graceful shutdown after SIGINT/SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+const usage = `usage: beamgate COMMAND [flags]
+
+commands:
+  serve --config FILE             run the gateway with a configuration file
+  dev [--state DIR] [--listen A]  run a local gateway (and a demo node when erl is installed)
+  version                         print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serveCmd(args[1:], stderr)
+	case "dev":
+		err = devCmd(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "beamgate %s (%s)\n", version, runtime.Version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "beamgate: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "beamgate %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger is the operational logger: zap's production config, JSON to
+// stderr. Cookies are never logged.
+func newLogger() (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	return cfg.Build()
+}
+
+func serveCmd(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configPath == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("--config FILE is required")
+	}
+	cfg, err := gateway.LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	srv, err := gateway.FromConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveUntil(ctx, srv, log)
+}
+
+// serveCmd runs srv until ctx ends, then shuts it down gracefully.
+func serveUntil(ctx context.Context, srv *gateway.Server, log *zap.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

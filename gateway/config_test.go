@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKAd20RvmvISazwA72prLYb5SoFzxyCCaxh2UCkw0X12 alice@laptop"
+
+// exampleConfig is issue 3's example, with a real key.
+var exampleConfig = `
+listen: 127.0.0.1:2222
+host_key: ./state/ssh_host_ed25519_key
+audit:
+  path: ./state/audit.jsonl
+cookies:
+  backend: file
+  file: ./state/cookies.yaml
+clusters:
+  prismatic:
+    nodes:
+      - name: prismatic@prod-01
+        dial: 10.0.0.5
+        gateway_port: 4370
+users:
+  alice:
+    keys: ["` + testKey + `"]
+    roles: [observer]
+user_ca_keys: []
+roles:
+  observer:
+    clusters: [prismatic]
+    policy: readonly
+    mode: enforce
+`
+
+func TestConfigExample(t *testing.T) {
+	cfg, err := ParseConfig([]byte(exampleConfig), "/etc/beamgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HostKey != "/etc/beamgate/state/ssh_host_ed25519_key" || cfg.Cookies.File != "/etc/beamgate/state/cookies.yaml" ||
+		cfg.Audit.Path != "/etc/beamgate/state/audit.jsonl" || cfg.GatewaySecretFile != "/etc/beamgate/state/gateway_secret" {
+		t.Errorf("paths not resolved against the config dir: %+v", cfg)
+	}
+	l := cfg.Limits
+	if l.HandshakeTimeout != 10*time.Second || l.IdleTimeout != 30*time.Minute || l.KeepaliveInterval != 30*time.Second ||
+		l.MaxChannelsPerConnection != 16 || l.MaxConnectionsPerUser != 8 || l.MaxSessionsPerTarget != 64 || cfg.CookieWindow != 24*time.Hour {
+		t.Errorf("defaults: %+v window %v", l, cfg.CookieWindow)
+	}
+	nodes := cfg.Reachable("alice")
+	if len(nodes) != 1 || nodes[0].Alive != "prismatic" || nodes[0].Host != "prod-01" || nodes[0].EpmdAddr() != "10.0.0.5:4369" {
+		t.Fatalf("Reachable = %+v", nodes)
+	}
+	if g := cfg.Grants("alice")["prismatic"]; g.Role != "observer" || g.Mode != "enforce" || g.Profile == nil {
+		t.Errorf("grant = %+v", g)
+	}
+	if cfg.Reachable("mallory") != nil {
+		t.Errorf("unknown user reaches nodes")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		edit      func(string) string
+		key, want string // the key path, and a phrase of the fix
+	}{
+		{"typo", func(s string) string { return strings.Replace(s, "listen:", "lisen:", 1) }, "lisen", "not found"},
+		{"missing gateway_port", func(s string) string { return strings.Replace(s, "        gateway_port: 4370\n", "", 1) },
+			"clusters.prismatic.nodes[0].gateway_port: missing", "set the distribution port engineers forward, e.g. 4370"},
+		{"gateway_port 4369", func(s string) string { return strings.Replace(s, "gateway_port: 4370", "gateway_port: 4369", 1) },
+			"clusters.prismatic.nodes[0].gateway_port", "pick another port"},
+		{"bad node name", func(s string) string { return strings.Replace(s, "prismatic@prod-01", "prismatic", 1) },
+			"clusters.prismatic.nodes[0].name", "alive@host"},
+		{"missing dial", func(s string) string { return strings.Replace(s, "        dial: 10.0.0.5\n", "", 1) },
+			"clusters.prismatic.nodes[0].dial: missing", "epmd"},
+		{"duplicate port on host", func(s string) string {
+			return strings.Replace(s, "        gateway_port: 4370\n", "        gateway_port: 4370\n      - name: other@prod-01\n        dial: 10.0.0.5\n        gateway_port: 4370\n", 1)
+		}, "clusters.prismatic.nodes[1].gateway_port", "own gateway_port"},
+		{"unknown role", func(s string) string { return strings.Replace(s, "roles: [observer]", "roles: [observr]", 1) },
+			"users.alice.roles[0]: unknown role \"observr\"", "observer"},
+		{"unknown cluster", func(s string) string { return strings.Replace(s, "clusters: [prismatic]", "clusters: [prismatik]", 1) },
+			"roles.observer.clusters[0]: unknown cluster", "use one of: prismatic"},
+		{"bad mode", func(s string) string { return strings.Replace(s, "mode: enforce", "mode: strict", 1) },
+			"roles.observer.mode", "use enforce or audit"},
+		{"bad key", func(s string) string { return strings.Replace(s, testKey, "ssh-ed25519 garbage", 1) },
+			"users.alice.keys[0]", "paste a line"},
+		{"bad ca", func(s string) string { return strings.Replace(s, "user_ca_keys: []", "user_ca_keys: [nonsense]", 1) },
+			"user_ca_keys[0]", "CA's .pub line"},
+		{"vault", func(s string) string { return strings.Replace(s, "backend: file", "backend: vault", 1) },
+			"cookies.backend", "use backend: file"},
+		{"no cookie file", func(s string) string { return strings.Replace(s, "  file: ./state/cookies.yaml\n", "", 1) },
+			"cookies.file: missing", "mode 0600"},
+		{"no listen", func(s string) string { return strings.Replace(s, "listen: 127.0.0.1:2222\n", "", 1) },
+			"listen: missing", "127.0.0.1:2222"},
+		{"no host key", func(s string) string { return strings.Replace(s, "host_key: ./state/ssh_host_ed25519_key\n", "", 1) },
+			"host_key: missing", "created on first start"},
+		{"no audit", func(s string) string { return strings.Replace(s, "  path: ./state/audit.jsonl\n", "", 1) },
+			"audit.path: missing", "audit log"},
+		{"bad limit", func(s string) string { return s + "limits:\n  max_channels_per_connection: -1\n" },
+			"limits.max_channels_per_connection", "between 1 and 65536"},
+		{"bad duration", func(s string) string { return s + "limits:\n  idle_timeout: 1ms\n" },
+			"limits.idle_timeout", "positive duration"},
+		{"unknown limit", func(s string) string { return s + "limits:\n  max_chanels: 3\n" },
+			"max_chanels", "not found"},
+		{"no roles", func(s string) string { return strings.Replace(s, "    roles: [observer]\n", "", 1) },
+			"users.alice.roles: missing", "at least one role"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.edit(exampleConfig)), "/etc/beamgate")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.key) || !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not name %q and %q", msg, tc.key, tc.want)
+			}
+			var ce *ConfigError
+			if !strings.Contains(tc.name, "typo") && !strings.Contains(tc.name, "unknown limit") && !errors.As(err, &ce) {
+				t.Errorf("not a *ConfigError: %T", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "beamgate.yaml")
+	os.WriteFile(path, []byte(exampleConfig), 0o600)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HostKey != filepath.Join(dir, "state/ssh_host_ed25519_key") {
+		t.Errorf("host key %q", cfg.HostKey)
+	}
+	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestExampleConfigFileParses(t *testing.T) {
+	data, err := os.ReadFile("../configs/beamgate.example.yaml")
+	if err != nil {
+		t.Skip("no example config yet")
+	}
+	if _, err := ParseConfig(data, t.TempDir()); err != nil {
+		t.Fatalf("configs/beamgate.example.yaml: %v", err)
+	}
+}

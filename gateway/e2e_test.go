@@ -1,0 +1,428 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"beamgate/audit"
+	"beamgate/cookies"
+	"beamgate/gateway/relay"
+
+	"go.uber.org/zap/zaptest"
+)
+
+// prodCookie is the production cookie of the test clusters: it must never
+// appear in anything the engineer's side sees, nor in the audit log.
+const prodCookie = "PRODUCTIONCOOKIEMUSTNOTLEAK"
+
+// gatewayEnv is an in-process gateway reached by the real OpenSSH client.
+type gatewayEnv struct {
+	t       *testing.T
+	dir     string
+	srv     *Server
+	addr    string // 127.0.0.1:port
+	port    string
+	cfg     *Config
+	gw      cookies.Gateway
+	auditP  string
+	aliceK  string // alice's private key path
+	bobK    string
+	relay   *fakeRelay
+	closing sync.Once
+}
+
+// fakeRelay records what the front door hands to the relay.
+type fakeRelay struct {
+	mu    sync.Mutex
+	calls []relay.Engineer
+	tgts  []relay.Target
+}
+
+func (f *fakeRelay) Serve(ctx context.Context, eng relay.Engineer, t relay.Target, conn net.Conn) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, eng)
+	f.tgts = append(f.tgts, t)
+	f.mu.Unlock()
+	conn.Write([]byte("relay:" + t.Name + "\n"))
+	return conn.Close()
+}
+
+func requireOpenSSH(t *testing.T) {
+	t.Helper()
+	for _, b := range []string{"ssh", "ssh-keygen"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s not installed", b)
+		}
+	}
+}
+
+// keygen runs ssh-keygen with args and fails the test on error.
+func keygen(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ssh-keygen", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh-keygen %v: %v\n%s", args, err, out)
+	}
+}
+
+// newKey generates an ed25519 key and returns the private key path.
+func newKey(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	keygen(t, "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", p)
+	return p
+}
+
+func readPub(t *testing.T, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+type envOptions struct {
+	dial      string // node prismatic@prod-01's dial address
+	relay     Relayer
+	extraYAML string
+	caPub     string
+}
+
+func startGateway(t *testing.T, o envOptions) *gatewayEnv {
+	t.Helper()
+	requireOpenSSH(t)
+	dir := t.TempDir()
+	e := &gatewayEnv{t: t, dir: dir}
+	e.aliceK = newKey(t, dir, "alice")
+	e.bobK = newKey(t, dir, "bob")
+	if o.dial == "" {
+		o.dial = "127.0.0.2:1"
+	}
+	ca := "[]"
+	if o.caPub != "" {
+		ca = "[" + strconv.Quote(o.caPub) + "]"
+	}
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+host_key: ./ssh_host_ed25519_key
+audit:
+  path: ./audit.jsonl
+cookies:
+  backend: file
+  file: ./cookies.yaml
+cookie_window: 1h
+clusters:
+  prismatic:
+    nodes:
+      - name: prismatic@prod-01
+        dial: %s
+        gateway_port: 4370
+  billing:
+    nodes:
+      - name: billing@bill-01
+        dial: 127.0.0.3:1
+        gateway_port: 4380
+users:
+  alice:
+    keys: [%q]
+    roles: [observer]
+  bob:
+    keys: [%q]
+    roles: [billing]
+user_ca_keys: %s
+roles:
+  observer:
+    clusters: [prismatic]
+    policy: readonly
+    mode: enforce
+  billing:
+    clusters: [billing]
+    policy: readonly
+    mode: enforce
+%s`, o.dial, readPub(t, e.aliceK), readPub(t, e.bobK), ca, o.extraYAML)
+	cfgPath := filepath.Join(dir, "beamgate.yaml")
+	os.WriteFile(cfgPath, []byte(yaml), 0o600)
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+	if err := cookies.WriteFile(cfg.Cookies.File, map[string]string{"prismatic": prodCookie, "billing": prodCookie + "2"}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := cookies.NewFileStore(cfg.Cookies.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := LoadOrCreateHostKey(cfg.HostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := cookies.LoadOrCreateSecret(cfg.GatewaySecretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.gw = cookies.Gateway{Secret: secret, Window: cfg.CookieWindow}
+	e.auditP = cfg.Audit.Path
+	alog, err := audit.Open(cfg.Audit.Path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t)
+	rl := o.relay
+	if rl == nil {
+		e.relay = &fakeRelay{}
+		rl = e.relay
+	} else if r, ok := rl.(*relay.Relay); ok && r == nil {
+		rl = relay.New(relay.Config{Audit: alog, Cookies: store, Log: log})
+	}
+	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: alog, Relay: rl, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = l.Addr().String()
+	_, e.port, _ = net.SplitHostPort(e.addr)
+	done := make(chan struct{})
+	go func() { srv.Serve(l); close(done) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+		alog.Close()
+	})
+	return e
+}
+
+// sshResult is one run of the OpenSSH client.
+type sshResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func (e *gatewayEnv) sshArgs(user, key string, extra ...string) []string {
+	args := []string{"-F", "/dev/null",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+		"-o", "ConnectTimeout=10",
+		"-p", e.port, "-i", key}
+	if _, err := os.Stat(key + "-cert.pub"); err == nil {
+		args = append(args, "-o", "CertificateFile="+key+"-cert.pub")
+	}
+	args = append(args, extra...)
+	return append(args, user+"@127.0.0.1")
+}
+
+// ssh runs the client to completion (bounded) with the given command.
+func (e *gatewayEnv) ssh(user, key string, sshOpts []string, command ...string) sshResult {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := append(e.sshArgs(user, key, sshOpts...), command...)
+	cmd := exec.CommandContext(ctx, "ssh", args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin = nil
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("ssh: %v", err)
+	}
+	return sshResult{out.String(), errb.String(), code}
+}
+
+// forward starts `ssh -N -L ...` in the background, waits until the first
+// local port accepts, and stops it in Cleanup.
+func (e *gatewayEnv) forward(user, key string, locals []string, firstPort int) {
+	e.t.Helper()
+	var opts []string
+	for _, l := range locals {
+		opts = append(opts, "-L", l)
+	}
+	opts = append(opts, "-N", "-o", "ExitOnForwardFailure=yes")
+	cmd := exec.Command("ssh", e.sshArgs(user, key, opts...)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	e.t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			e.t.Fatalf("ssh -N exited early: %s", errb.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(firstPort)), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("ssh -L did not start listening on %d: %s", firstPort, errb.String())
+}
+
+// auditLog returns the audit log's text.
+func (e *gatewayEnv) auditLog() string {
+	b, _ := os.ReadFile(e.auditP)
+	return string(b)
+}
+
+// waitAudit waits (bounded) until the audit log contains every want.
+func (e *gatewayEnv) waitAudit(want ...string) string {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log := e.auditLog()
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(log, w)
+		}
+		if ok {
+			return log
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("audit log lacks %q:\n%s", want, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestSSHKeyLoginBanner(t *testing.T) {
+	e := startGateway(t, envOptions{})
+	r := e.ssh("alice", e.aliceK, nil)
+	if r.code != 0 {
+		t.Fatalf("ssh alice: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	cookie := e.gw.Cookie("alice", time.Now())
+	for _, want := range []string{
+		"you are alice", "role: observer", "prismatic@prod-01", "4370", "REACHABLE NOW",
+		"gateway cookie", cookie,
+		"ssh -N -L 14369:prod-01:4369 -L 4370:prod-01:4370 alice@127.0.0.1 -p " + e.port,
+		`{host, {127,0,0,1}, ["prod-01"]}.`, "export ERL_EPMD_PORT=14369 ERL_INETRC=",
+		"iex --sname me --hidden --cookie " + cookie, "erl -sname me -hidden -setcookie " + cookie,
+		`Node.connect(:"prismatic@prod-01")`, "net_adm:ping('prismatic@prod-01').",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("banner lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "billing") {
+		t.Errorf("banner shows a cluster alice may not reach:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout+r.stderr, prodCookie) {
+		t.Fatal("banner leaks the production cookie")
+	}
+
+	// A PTY is allowed for the banner.
+	r = e.ssh("alice", e.aliceK, []string{"-tt"})
+	if r.code != 0 || !strings.Contains(r.stdout, "you are alice") {
+		t.Errorf("ssh -tt: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r = e.ssh("alice", e.aliceK, nil, "cookie")
+	if r.code != 0 || r.stdout != cookie+"\n" {
+		t.Errorf("ssh alice cookie = %q (exit %d), want %q", r.stdout, r.code, cookie+"\n")
+	}
+	r = e.ssh("alice", e.aliceK, nil, "nodes")
+	if r.code != 0 || !strings.Contains(r.stdout, "prismatic@prod-01") || strings.Contains(r.stdout, cookie) {
+		t.Errorf("ssh alice nodes: exit %d\n%s", r.code, r.stdout)
+	}
+	r = e.ssh("alice", e.aliceK, nil, "help")
+	if r.code != 0 || !strings.Contains(r.stdout, "cookie") {
+		t.Errorf("ssh alice help: exit %d\n%s", r.code, r.stdout)
+	}
+	r = e.ssh("alice", e.aliceK, nil, "sh")
+	if r.code != 1 || !strings.Contains(r.stderr, "not a shell") || !strings.Contains(r.stderr, "cookie") {
+		t.Errorf("ssh alice sh: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = e.ssh("alice", e.aliceK, []string{"-s"}, "sftp")
+	if r.code == 0 {
+		t.Errorf("sftp subsystem accepted")
+	}
+	log := e.waitAudit(`"event":"login"`, `"decision":"allow"`, `"op":"sh"`, `"reason":"command not allowed"`, `"subsystem":"sftp"`)
+	if strings.Contains(log, prodCookie) || strings.Contains(log, cookie) {
+		t.Error("audit log contains a cookie")
+	}
+}
+
+func TestSSHRefusals(t *testing.T) {
+	e := startGateway(t, envOptions{})
+	stranger := newKey(t, e.dir, "stranger")
+	if r := e.ssh("alice", stranger, nil, "cookie"); r.code != 255 || r.stdout != "" {
+		t.Errorf("unknown key: exit %d %q", r.code, r.stdout)
+	}
+	if r := e.ssh("mallory", e.aliceK, nil, "cookie"); r.code != 255 {
+		t.Errorf("unknown user: exit %d", r.code)
+	}
+	if r := e.ssh("bob", e.aliceK, nil, "cookie"); r.code != 255 {
+		t.Errorf("alice's key as bob: exit %d", r.code)
+	}
+	e.waitAudit(`"event":"login","user":"alice","source_addr"`, `"decision":"deny"`, "public key not listed for user", "unknown user")
+
+	// ssh -R is refused.
+	r := e.ssh("alice", e.aliceK, []string{"-N", "-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:22"})
+	if r.code == 0 {
+		t.Errorf("ssh -R: exit 0")
+	}
+	e.waitAudit(`"event":"remote_forward"`)
+
+	// A destination outside the configuration: the local connection is
+	// closed at once and the refusal audited.
+	ep, lp, bp, wp := freePort(t), freePort(t), freePort(t), freePort(t)
+	e.forward("alice", e.aliceK, []string{
+		fmt.Sprintf("%d:prod-01:4369", ep),
+		fmt.Sprintf("%d:example.com:80", lp), // not a node host
+		fmt.Sprintf("%d:bill-01:4380", bp),   // a node alice may not reach
+		fmt.Sprintf("%d:prod-01:22", wp),     // a node host, wrong port
+	}, ep)
+	for _, port := range []int{lp, bp, wp} {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := c.Read(make([]byte, 1))
+		c.Close()
+		if n != 0 || err == nil {
+			t.Errorf("forward to a refused destination delivered data: n=%d err=%v", n, err)
+		}
+	}
+	e.waitAudit(`"event":"forward"`, `"dest":"example.com:80","decision":"deny"`, "is not the host of a node you may reach",
+		`"dest":"bill-01:4380","decision":"deny"`, `"dest":"prod-01:22","decision":"deny"`)
+}
