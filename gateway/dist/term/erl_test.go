@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"encoding/hex"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -285,6 +288,15 @@ func TestDifferentialHostile(t *testing.T) {
 			seeds = append(seeds, enc[:i])
 		}
 	}
+	// The committed fuzz corpus, and optionally another corpus directory
+	// (such as the fuzz cache: $(go env GOCACHE)/fuzz/beamgate/gateway/dist/term/FuzzDecode).
+	dirs := []string{filepath.Join("testdata", "fuzz", "FuzzDecode")}
+	if extra := os.Getenv("TERM_EXTRA_CORPUS"); extra != "" {
+		dirs = append(dirs, extra)
+	}
+	for _, dir := range dirs {
+		seeds = append(seeds, readCorpus(t, dir)...)
+	}
 	accepted := 0
 	for _, in := range seeds {
 		_, goErr := Unmarshal(in, nil)
@@ -301,4 +313,34 @@ func TestDifferentialHostile(t *testing.T) {
 		}
 	}
 	t.Logf("%d inputs, %d accepted by Go (all accepted by binary_to_term)", len(seeds), accepted)
+}
+
+// readCorpus reads the []byte inputs of a go fuzz corpus directory.
+func readCorpus(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, f := range files {
+		raw, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		if len(lines) != 2 || lines[0] != "go test fuzz v1" {
+			t.Fatalf("%s: not a fuzz corpus file", f.Name())
+		}
+		lit, ok := strings.CutPrefix(lines[1], "[]byte(")
+		if !ok || !strings.HasSuffix(lit, ")") {
+			t.Fatalf("%s: not a []byte corpus entry", f.Name())
+		}
+		s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name(), err)
+		}
+		out = append(out, []byte(s))
+	}
+	return out
 }
