@@ -171,6 +171,7 @@ func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g
 func (s *Server) faceFor(ctx ssh.Context, id *Identity, f forward) *epmd.Face {
 	on := f.on
 	return &epmd.Face{
+		EPMDPort: uint16(s.cfg.EngineerEpmdPort),
 		Lookup: func(alive string) (uint16, bool) {
 			for _, n := range on {
 				if n.Alive == alive {

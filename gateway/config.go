@@ -34,23 +34,28 @@ const (
 	DefaultMaxConnectionsPerUser    = 8
 	DefaultMaxSessionsPerTarget     = 64
 	DefaultCookieWindow             = 24 * time.Hour
+	DefaultEngineerEpmdPort         = 14369
 )
 
 // Config is beamgate's configuration file. Load fills in defaults, resolves
 // relative paths against the file's directory and validates it.
 type Config struct {
-	Listen            string              `yaml:"listen"`
-	Advertise         string              `yaml:"advertise"` // host:port engineers ssh to, for the recipe; default: the address they reached
-	HostKey           string              `yaml:"host_key"`
-	GatewaySecretFile string              `yaml:"gateway_secret_file"`
-	CookieWindow      time.Duration       `yaml:"cookie_window"`
-	Audit             AuditConfig         `yaml:"audit"`
-	Cookies           CookiesConfig       `yaml:"cookies"`
-	Clusters          map[string]*Cluster `yaml:"clusters"`
-	Users             map[string]*User    `yaml:"users"`
-	UserCAKeys        []string            `yaml:"user_ca_keys"`
-	Roles             map[string]*Role    `yaml:"roles"`
-	Limits            Limits              `yaml:"limits"`
+	Listen            string        `yaml:"listen"`
+	Advertise         string        `yaml:"advertise"` // host:port engineers ssh to, for the recipe; default: the address they reached
+	HostKey           string        `yaml:"host_key"`
+	GatewaySecretFile string        `yaml:"gateway_secret_file"`
+	CookieWindow      time.Duration `yaml:"cookie_window"`
+	// EngineerEpmdPort is the local port engineers forward to the epmd
+	// face (ssh -L PORT:host:4369, ERL_EPMD_PORT=PORT). It appears in the
+	// recipe, and NAMES answers carry it: OTP checks that port.
+	EngineerEpmdPort int                 `yaml:"engineer_epmd_port"`
+	Audit            AuditConfig         `yaml:"audit"`
+	Cookies          CookiesConfig       `yaml:"cookies"`
+	Clusters         map[string]*Cluster `yaml:"clusters"`
+	Users            map[string]*User    `yaml:"users"`
+	UserCAKeys       []string            `yaml:"user_ca_keys"`
+	Roles            map[string]*Role    `yaml:"roles"`
+	Limits           Limits              `yaml:"limits"`
 
 	// Filled by Validate.
 	caKeys []gossh.PublicKey
@@ -198,6 +203,9 @@ func (c *Config) resolve(dir string) {
 	if c.Cookies.Backend == "" {
 		c.Cookies.Backend = "file"
 	}
+	if c.EngineerEpmdPort == 0 {
+		c.EngineerEpmdPort = DefaultEngineerEpmdPort
+	}
 	if c.CookieWindow == 0 {
 		c.CookieWindow = DefaultCookieWindow
 	}
@@ -266,6 +274,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CookieWindow < time.Minute {
 		bad("cookie_window", fmt.Sprintf("%s is shorter than 1m", c.CookieWindow), "use a duration such as 24h")
+	}
+	if c.EngineerEpmdPort < 1 || c.EngineerEpmdPort > 65535 {
+		bad("engineer_epmd_port", fmt.Sprintf("%d is not a TCP port", c.EngineerEpmdPort), "use a free local port such as 14369")
 	}
 	c.validateLimits(bad)
 	c.validateClusters(bad)

@@ -27,18 +27,17 @@ const prodCookie = "PRODUCTIONCOOKIEMUSTNOTLEAK"
 
 // gatewayEnv is an in-process gateway reached by the real OpenSSH client.
 type gatewayEnv struct {
-	t       *testing.T
-	dir     string
-	srv     *Server
-	addr    string // 127.0.0.1:port
-	port    string
-	cfg     *Config
-	gw      cookies.Gateway
-	auditP  string
-	aliceK  string // alice's private key path
-	bobK    string
-	relay   *fakeRelay
-	closing sync.Once
+	t      *testing.T
+	dir    string
+	srv    *Server
+	addr   string // 127.0.0.1:port
+	port   string
+	cfg    *Config
+	gw     cookies.Gateway
+	auditP string
+	aliceK string // alice's private key path
+	bobK   string
+	relay  *fakeRelay
 }
 
 // fakeRelay records what the front door hands to the relay.
@@ -285,6 +284,13 @@ func (e *gatewayEnv) forward(user, key string, locals []string, firstPort int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.t.Fatalf("ssh -L did not start listening on %d: %s", firstPort, errb.String())
+}
+
+// withT returns a copy of e that reports to t (for subtests).
+func (e *gatewayEnv) withT(t *testing.T) *gatewayEnv {
+	c := *e
+	c.t = t
+	return &c
 }
 
 // auditLog returns the audit log's text.

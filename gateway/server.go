@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,8 +170,8 @@ type connState struct {
 	counted    atomic.Bool  // counted in srv.perUser
 
 	mu       sync.Mutex
-	lastUser string // last user name attempted
-	lastFail string // last authentication failure reason
+	lastUser string   // last user name attempted
+	fails    []string // distinct authentication failure reasons, bounded
 	methods  []string
 }
 
@@ -245,14 +247,23 @@ func (c *connState) supervise() {
 	}
 }
 
+// maxFailReasons bounds the failure reasons kept per connection.
+const maxFailReasons = 8
+
 // fail notes an authentication failure for the end-of-connection record.
+// An empty reason clears them (the connection authenticated).
 func (c *connState) fail(user, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if user != "" {
 		c.lastUser = user
 	}
-	c.lastFail = reason
+	switch {
+	case reason == "":
+		c.fails = nil
+	case len(c.fails) < maxFailReasons && !slices.Contains(c.fails, reason):
+		c.fails = append(c.fails, reason)
+	}
 }
 
 // ended accounts for a closed connection: releases the per-user slot, and
@@ -282,7 +293,7 @@ func (c *connState) ended() {
 		s.mu.Unlock()
 	}
 	c.mu.Lock()
-	user, reason, methods := c.lastUser, c.lastFail, append([]string(nil), c.methods...)
+	user, reason, methods := c.lastUser, strings.Join(c.fails, "; "), append([]string(nil), c.methods...)
 	c.mu.Unlock()
 	if reason == "" {
 		reason = errNotAuthedYet.Error()
@@ -329,10 +340,13 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 		},
 		PublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 			perms, err := s.auth.checkKey(conn, key)
-			if err != nil && c != nil {
-				c.fail(conn.User(), fmt.Sprintf("%s: %v (%s)", key.Type(), err, gossh.FingerprintSHA256(key)))
+			if err != nil {
+				if c != nil {
+					c.fail(conn.User(), fmt.Sprintf("%s: %v (%s)", key.Type(), err, gossh.FingerprintSHA256(key)))
+				}
+				return nil, noted(err)
 			}
-			return perms, err
+			return perms, nil
 		},
 		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 			out, err := s.auth.verified(conn, key, perms)
@@ -340,7 +354,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				if c != nil {
 					c.fail(conn.User(), err.Error())
 				}
-				return nil, err
+				return nil, noted(err)
 			}
 			id := out.ExtraData[identityKey{}].(*Identity)
 			if c != nil && !c.counted.Load() {
@@ -349,7 +363,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				if n >= s.cfg.Limits.MaxConnectionsPerUser {
 					s.mu.Unlock()
 					c.fail(id.User, errTooManyConns.Error())
-					return nil, errTooManyConns
+					return nil, noted(errTooManyConns)
 				}
 				s.perUser[id.User] = n + 1
 				s.mu.Unlock()
@@ -376,16 +390,22 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 			if c.lastUser == "" {
 				c.lastUser = conn.User()
 			}
-			if method != "none" && method != "publickey" {
-				c.lastFail = "method " + method + " refused"
-			} else if method == "publickey" && c.lastFail == "" {
-				c.lastFail = err.Error()
-			}
 			c.mu.Unlock()
+			if method != "none" && method != "publickey" {
+				c.fail("", "method "+method+" refused")
+			} else if method == "publickey" && !errors.Is(err, errAuthNoted) {
+				c.fail("", err.Error()) // e.g. source-address, algorithm refused
+			}
 		},
 	}
 	return cfg
 }
+
+// errAuthNoted marks an authentication error already noted by fail, so
+// AuthLogCallback does not note it twice.
+var errAuthNoted = errors.New("noted")
+
+func noted(err error) error { return fmt.Errorf("%w%w", err, errAuthNoted) }
 
 // record starts an audit record for an authenticated connection.
 func (s *Server) record(ctx ssh.Context, id *Identity, event, decision, reason string) *audit.Record {

@@ -25,10 +25,6 @@ var sessionCommands = []struct{ name, help string }{
 	{"help", "print this list"},
 }
 
-// localEpmdPort is the local port the recipe forwards to the gateway's epmd
-// face, so it does not clash with a local epmd on 4369.
-const localEpmdPort = 14369
-
 // maxExecCommand bounds the exec command read from a client.
 const maxExecCommand = 1024
 
@@ -261,12 +257,12 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 		if len(hs) > 1 {
 			fmt.Fprintf(out, "\n== Nodes on %s (one engineer node per host: ERL_EPMD_PORT reaches one host at a time) ==\n", host)
 		}
-		writeRecipe(out, id.User, sshHost, sshPort, host, on, cookie)
+		writeRecipe(out, id.User, sshHost, sshPort, host, on, cookie, s.cfg.EngineerEpmdPort)
 	}
 }
 
 // writeRecipe writes the commands to paste for the nodes on one host.
-func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*Node, cookie string) {
+func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*Node, cookie string, localEpmdPort int) {
 	fwd := fmt.Sprintf("-L %d:%s:%d", localEpmdPort, host, epmdPort)
 	ports := []int{}
 	for _, n := range on {
