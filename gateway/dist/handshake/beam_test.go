@@ -216,9 +216,16 @@ func TestInitiateRealNode(t *testing.T) {
 		challenge: func() (uint32, error) { return challenge, nil },
 	}
 
+	// Each subtest uses its own name: prod may not have noticed a closed
+	// connection yet and would answer "alive".
+	named := func(cfg InitiatorConfig, alive string) InitiatorConfig {
+		cfg.Name = alive + "@127.0.0.1"
+		return cfg
+	}
+
 	t.Run("ok", func(t *testing.T) {
 		conn := dial(t)
-		res, err := Initiate(testContext(t), conn, cfg)
+		res, err := Initiate(testContext(t), conn, named(cfg, "gw_ok"))
 		if err != nil {
 			t.Fatalf("Initiate: %v", err)
 		}
@@ -242,7 +249,7 @@ func TestInitiateRealNode(t *testing.T) {
 	})
 
 	t.Run("wrong cookie", func(t *testing.T) {
-		bad := cfg
+		bad := named(cfg, "gw_badcookie")
 		bad.Cookie = "not-" + prod.cookie
 		_, err := Initiate(testContext(t), dial(t), bad)
 		if !errors.Is(err, ErrCookieRejected) {
@@ -254,12 +261,32 @@ func TestInitiateRealNode(t *testing.T) {
 	})
 
 	t.Run("wrong name", func(t *testing.T) {
-		bad := cfg
+		bad := named(cfg, "gw_badname")
 		bad.PeerName = "other@127.0.0.2"
 		_, err := Initiate(testContext(t), dial(t), bad)
 		if !errors.Is(err, ErrNameMismatch) {
 			t.Fatalf("err = %v, want ErrNameMismatch", err)
 		}
+	})
+
+	t.Run("alive", func(t *testing.T) {
+		// A live connection from gw_alive; a second attempt gets "alive".
+		first := named(cfg, "gw_alive")
+		if _, err := Initiate(testContext(t), dial(t), first); err != nil {
+			t.Fatalf("first Initiate: %v", err)
+		}
+		var refused *RefusedError
+		_, err := Initiate(testContext(t), dial(t), first)
+		if !errors.As(err, &refused) || refused.Status != StatusAlive {
+			t.Fatalf("second Initiate with OnAlive nil: err = %v, want RefusedError{alive}", err)
+		}
+		again := first
+		again.OnAlive = func() bool { return true }
+		conn := dial(t)
+		if _, err := Initiate(testContext(t), conn, again); err != nil {
+			t.Fatalf("Initiate answering alive with true: %v", err)
+		}
+		writeSeed(t, "FuzzInitiator", "real-otp25-prod-alive", uint32(challenge), prod.cookie, conn.read.Bytes())
 	})
 }
 

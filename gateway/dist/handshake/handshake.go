@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"time"
 )
@@ -250,17 +251,22 @@ func bound(ctx context.Context, conn net.Conn, check func() error) (done func(**
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	finish := func(err error) error {
-		if !stop() && context.Cause(ctx) != nil {
-			// ctx ended while we worked; its AfterFunc may have broken conn.
-			if err == nil {
-				return fmt.Errorf("handshake: %w", context.Cause(ctx))
-			}
-			return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
-		}
-		if err == nil {
+		stopped := stop()
+		cause := context.Cause(ctx)
+		switch {
+		case err == nil && stopped:
 			if err := conn.SetDeadline(time.Time{}); err != nil {
 				return fmt.Errorf("handshake: clearing deadline: %w", err)
 			}
+			return nil
+		case err == nil:
+			// ctx ended as we finished; its AfterFunc may have broken conn.
+			return fmt.Errorf("handshake: %w", cause)
+		case cause != nil:
+			return fmt.Errorf("%w (%w)", err, cause)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Our deadline (ctx's, or DefaultTimeout) may fire before ctx's.
+			return fmt.Errorf("%w (%w)", err, context.DeadlineExceeded)
 		}
 		return err
 	}
