@@ -170,12 +170,19 @@ func (s *Session) put(set map[pidKey]struct{}, p term.Pid, max int) {
 func (s *Session) Evaluate(m dist.Message) Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.route(m)
+	var d Decision
+	if carriesCode(m) {
+		d = s.denied(m, "no-code", "terms containing a fun or an export carry code and are refused", "")
+		if sr, ok := m.Control.(*dist.SpawnRequest); ok {
+			d.What = mfaText(sr.Module, sr.Function, sr.Arity)
+		}
+	} else {
+		d = s.route(m)
+	}
 	d.Op = m.Control.Op().String()
 	if d.Verdict.Forwarded() {
-		// Terms are checked last so that a refusal still carries the
-		// answer the operation needs.
-		if rule, reason := s.checkTerms(m); rule != "" {
+		// The atom budget is only spent by messages that would pass.
+		if rule, reason := s.checkAtoms(m); rule != "" {
 			s.refuse(&d, m, rule, reason)
 		}
 	}
@@ -185,16 +192,30 @@ func (s *Session) Evaluate(m dist.Message) Decision {
 	return d
 }
 
-// checkTerms refuses funs, exports and atoms beyond the budget anywhere in
-// the control tuple or the payload. It records the new atoms it lets pass.
-func (s *Session) checkTerms(m dist.Message) (rule, reason string) {
+// carriesCode reports whether a fun or an export appears anywhere in the
+// control tuple or the payload.
+func carriesCode(m dist.Message) bool {
+	found := false
+	visit := func(t term.Term) bool {
+		switch t.(type) {
+		case term.Fun, term.Export:
+			found = true
+		}
+		return !found
+	}
+	term.Walk(m.Control.Tuple(), visit)
+	if m.Payload != nil && !found {
+		term.Walk(m.Payload, visit)
+	}
+	return found
+}
+
+// checkAtoms refuses atoms beyond the budget anywhere in the control tuple
+// or the payload. It records the new atoms it lets pass.
+func (s *Session) checkAtoms(m dist.Message) (rule, reason string) {
 	var fresh []term.Atom
-	bad := ""
 	visit := func(t term.Term) bool {
 		switch v := t.(type) {
-		case term.Fun, term.Export:
-			bad = "code"
-			return false
 		case term.Atom:
 			if !s.atomKnown(v) {
 				fresh = append(fresh, v)
@@ -215,11 +236,8 @@ func (s *Session) checkTerms(m dist.Message) (rule, reason string) {
 		return true
 	}
 	term.Walk(m.Control.Tuple(), visit)
-	if m.Payload != nil && bad == "" {
+	if m.Payload != nil {
 		term.Walk(m.Payload, visit)
-	}
-	if bad != "" {
-		return "no-code", "terms containing a fun or an export carry code and are refused"
 	}
 	if len(fresh) == 0 {
 		return "", ""

@@ -1,17 +1,27 @@
-// Package relay is beamgate's Erlang distribution relay: it terminates the
-// handshake with an engineer's node (as acceptor, checking the engineer's
-// gateway cookie) and with a production node (as initiator, with the
-// production cookie), then decodes every engineer→production message,
-// asks policy for a decision, audits it, and forwards or refuses it with an
-// immediate error. Production is always drained.
+// Package relay is beamgate's Erlang distribution relay. For each engineer
+// connection it terminates the handshake twice: towards the engineer's node
+// as the acceptor (checking the engineer's gateway cookie) and towards the
+// production node as the initiator (with the production cookie). It then
+// decodes every engineer→production message, asks policy for a Decision,
+// writes the audit record, and only then forwards the message, or answers
+// a refusal with an immediate error in the engineer's own protocol.
+// Production is always drained: a slow engineer is buffered up to a cap and
+// then cut off, never allowed to back up production's distribution buffer.
 package relay
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"beamgate/audit"
+	"beamgate/gateway/dist/handshake"
 	"beamgate/policy"
 
 	"go.uber.org/zap"
@@ -45,28 +55,215 @@ type CookieSource interface {
 	ProductionCookie(ctx context.Context, cluster string, fresh bool) (string, error)
 }
 
+// Limits bound one relayed session. Zero values take the defaults.
+type Limits struct {
+	// HandshakeTimeout bounds both handshakes together (10 s).
+	HandshakeTimeout time.Duration
+	// MaxEngineerFrame bounds one engineer→production frame (8 MiB).
+	MaxEngineerFrame int
+	// MaxProductionFrame bounds one production→engineer frame (256 MiB).
+	MaxProductionFrame int
+	// MaxBuffered bounds production→engineer bytes waiting for a slow
+	// engineer; past it the session ends (512 MiB).
+	MaxBuffered int
+	// Silence ends a session when a leg sent nothing, not even a tick, for
+	// this long (90 s; OTP's net_ticktime is 60 s).
+	Silence time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = 10 * time.Second
+	}
+	if l.MaxEngineerFrame <= 0 {
+		l.MaxEngineerFrame = 8 << 20
+	}
+	if l.MaxProductionFrame <= 0 {
+		l.MaxProductionFrame = 256 << 20
+	}
+	if l.MaxBuffered <= 0 {
+		l.MaxBuffered = 512 << 20
+	}
+	if l.Silence <= 0 {
+		l.Silence = 90 * time.Second
+	}
+	return l
+}
+
 // Config wires a Relay.
 type Config struct {
 	Audit   *audit.Log
 	Cookies CookieSource
 	Log     *zap.Logger
+	Limits  Limits
+	// Dialer reaches production; nil uses a net.Dialer with a 5 s timeout.
+	Dialer interface {
+		DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	}
 }
 
-// Relay serves relayed distribution connections.
+// Relay serves relayed distribution connections. It is safe for
+// concurrent use.
 type Relay struct {
-	cfg Config
+	cfg    Config
+	limits Limits
+	log    *zap.Logger
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closed   bool
+
+	atomsMu sync.Mutex
+	atoms   map[string]*policy.AtomSet // per target node
+
+	unknownLogged sync.Map // target name → struct{}: unknown flag bits logged once
+	standIn       atomic.Uint32
 }
 
-// New returns a Relay.
-func New(cfg Config) *Relay { return &Relay{cfg: cfg} }
+// New returns a Relay. cfg.Audit and cfg.Cookies are required.
+func New(cfg Config) *Relay {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
+	}
+	r := &Relay{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Log,
+		sessions: map[*session]struct{}{}, atoms: map[string]*policy.AtomSet{}}
+	r.standIn.Store(1 << 27)
+	return r
+}
+
+func (r *Relay) knownAtoms(target string) *policy.AtomSet {
+	r.atomsMu.Lock()
+	defer r.atomsMu.Unlock()
+	s := r.atoms[target]
+	if s == nil {
+		s = policy.NewAtomSet(200000)
+		r.atoms[target] = s
+	}
+	return s
+}
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("relay: closed")
 
 // Serve relays one engineer connection (already authorised to reach t) to
 // production until either side ends, ctx is cancelled, or policy or the
-// audit log ends the session.
+// audit log ends the session. It closes conn.
 func (r *Relay) Serve(ctx context.Context, eng Engineer, t Target, conn net.Conn) error {
-	conn.Close()
-	return errors.New("relay: not implemented yet")
+	defer conn.Close()
+	if eng.Profile == nil {
+		return errors.New("relay: engineer has no policy profile")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &session{r: r, eng: eng, target: t, econn: conn, cancel: cancel, id: newSessionID(eng.Session)}
+	if !r.register(s) {
+		return ErrClosed
+	}
+	defer r.unregister(s)
+	return s.run(ctx)
+}
+
+// Sessions returns the number of live sessions, and of those the number
+// to target (by node name) when target is not empty.
+func (r *Relay) Sessions(target string) (all, toTarget int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.sessions {
+		all++
+		if s.target.Name == target {
+			toTarget++
+		}
+	}
+	return all, toTarget
 }
 
 // CloseUser ends every live session of user and returns how many ended.
-func (r *Relay) CloseUser(user, reason string) int { return 0 }
+func (r *Relay) CloseUser(user, reason string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for s := range r.sessions {
+		if s.eng.User == user {
+			s.cancel(&EndError{Reason: reason})
+			n++
+		}
+	}
+	return n
+}
+
+// Close ends every session and refuses new ones.
+func (r *Relay) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for s := range r.sessions {
+		s.cancel(&EndError{Reason: "gateway shutting down"})
+	}
+}
+
+func (r *Relay) register(s *session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.sessions[s] = struct{}{}
+	return true
+}
+
+func (r *Relay) unregister(s *session) {
+	r.mu.Lock()
+	delete(r.sessions, s)
+	r.mu.Unlock()
+}
+
+// EndError says why a session was ended by the gateway.
+type EndError struct{ Reason string }
+
+func (e *EndError) Error() string { return "session ended: " + e.Reason }
+
+func newSessionID(ssh string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	if ssh != "" {
+		n := min(len(ssh), 12)
+		return ssh[:n] + "-" + id
+	}
+	return id
+}
+
+// epmdAddr and distHost split a Target's Dial into production's epmd
+// address and the host its distribution port lives on.
+func epmdAddr(dial string) (epmd, host string) {
+	if h, _, err := net.SplitHostPort(dial); err == nil {
+		return dial, h
+	}
+	return net.JoinHostPort(dial, "4369"), dial
+}
+
+func alivePart(node string) string {
+	for i := 0; i < len(node); i++ {
+		if node[i] == '@' {
+			return node[:i]
+		}
+	}
+	return node
+}
+
+// logUnknownFlags logs, once per target, capability bits beamgate does not
+// know and therefore cleared.
+func (r *Relay) logUnknownFlags(target, side string, unknown handshake.Flags) {
+	if unknown == 0 {
+		return
+	}
+	if _, loaded := r.unknownLogged.LoadOrStore(target+"/"+side, struct{}{}); loaded {
+		return
+	}
+	r.log.Warn("cleared capability flags unknown to beamgate",
+		zap.String("target", target), zap.String("side", side),
+		zap.String("flags", "0x"+strconv.FormatUint(uint64(unknown), 16)))
+}

@@ -1,0 +1,196 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"beamgate/gateway/dist/handshake"
+	"beamgate/gateway/epmd"
+)
+
+// legs is the outcome of the double handshake.
+type legs struct {
+	engName       string
+	engCreation   uint32
+	prodCreation  uint32
+	flags         handshake.Flags // what both peers now use
+	pconn         net.Conn
+	engineerFlags handshake.Flags
+}
+
+// refusal is a handshake failure with what the audit log should say.
+type refusal struct {
+	rule   string
+	reason string
+	err    error
+}
+
+func (e *refusal) Error() string { return e.reason }
+func (e *refusal) Unwrap() error { return e.err }
+
+func refuse(rule, reason string, err error) *refusal {
+	return &refusal{rule: rule, reason: reason, err: err}
+}
+
+// handshake runs the engineer leg as acceptor and the production leg as
+// initiator, interleaved as erlang-distribution.md §10 prescribes: the
+// engineer's name and creation go to production, production's to the
+// engineer, flags are masked both ways, and production sees a challenge
+// reply only after the engineer's digest verified against the engineer's
+// gateway cookie.
+func (s *session) handshake(ctx context.Context) (*legs, error) {
+	lim := s.r.limits
+	deadline := time.Now().Add(lim.HandshakeTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	_ = s.econn.SetDeadline(deadline)
+	defer s.econn.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { _ = s.econn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	acc := handshake.NewAcceptor(s.econn)
+	name, err := acc.RecvName()
+	if err != nil {
+		switch {
+		case errors.Is(err, handshake.ErrNameMe):
+			_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
+			return nil, refuse("handshake.name_me", "the engineer's node asked for a dynamic name; start it with --sname or --name", err)
+		case errors.Is(err, handshake.ErrOldHandshake):
+			return nil, refuse("handshake.version", "the engineer's node sent the pre-OTP-23 handshake; beamgate needs OTP 23 or later", err)
+		}
+		return nil, refuse("handshake.engineer", "reading the engineer's send_name: "+err.Error(), err)
+	}
+	s.engName = name.Name
+	if name.Name == s.target.Name {
+		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
+		return nil, refuse("handshake.name", "the engineer's node uses the production node's own name", nil)
+	}
+	engFlags, unknown := handshake.Mask(name.Flags)
+	s.r.logUnknownFlags(s.target.Name, "engineer", unknown)
+
+	cookie, err := s.r.cfg.Cookies.ProductionCookie(ctx, s.target.Cluster, false)
+	if err != nil {
+		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
+		// err comes from the cookie source, which never puts the cookie in
+		// an error.
+		return nil, refuse("cookie.unavailable", "the production cookie for cluster "+s.target.Cluster+" is unavailable: "+err.Error(), err)
+	}
+
+	pconn, err := s.dialProduction(ctx)
+	if err != nil {
+		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
+		return nil, refuse("production.unreachable", err.Error(), err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			pconn.Close()
+		}
+	}()
+	_ = pconn.SetDeadline(deadline)
+	ini := handshake.NewInitiator(pconn)
+	if err := ini.SendName(handshake.Name{Flags: engFlags, Creation: name.Creation, Name: name.Name}); err != nil {
+		return nil, refuse("production.handshake", "sending send_name to production: "+err.Error(), err)
+	}
+	st, err := ini.RecvStatus()
+	if err != nil {
+		return nil, refuse("production.handshake", "reading production's status: "+err.Error(), err)
+	}
+	switch st.Code {
+	case handshake.StatusOk, handshake.StatusOkSimultaneous:
+		if err := acc.SendStatus(handshake.Status{Code: handshake.StatusOk}); err != nil {
+			return nil, refuse("handshake.engineer", "sending status to the engineer: "+err.Error(), err)
+		}
+	case handshake.StatusAlive:
+		// Production already has a connection from this engineer name:
+		// let the engineer's node answer, as it would directly.
+		if err := acc.SendStatus(st); err != nil {
+			return nil, refuse("handshake.engineer", "sending status to the engineer: "+err.Error(), err)
+		}
+		cont, err := acc.RecvStatusReply()
+		if err != nil {
+			return nil, refuse("handshake.engineer", "reading the engineer's status reply: "+err.Error(), err)
+		}
+		if err := ini.SendStatusReply(cont); err != nil || !cont {
+			return nil, refuse("production.alive", "production already has a connection from "+name.Name, err)
+		}
+	default:
+		_ = acc.SendStatus(handshake.Status{Code: st.Code})
+		return nil, refuse("production.status", fmt.Sprintf("production answered %s to %s", st.Code, name.Name), nil)
+	}
+
+	pch, err := ini.RecvChallenge()
+	if err != nil {
+		return nil, refuse("production.handshake", "reading production's challenge: "+err.Error(), err)
+	}
+	if pch.Name != s.target.Name {
+		return nil, refuse("production.name", fmt.Sprintf("production introduced itself as %q, not the configured %q", pch.Name, s.target.Name), nil)
+	}
+	prodFlags, unknown := handshake.Mask(pch.Flags)
+	s.r.logUnknownFlags(s.target.Name, "production", unknown)
+
+	engChallenge, err := handshake.NewChallenge()
+	if err != nil {
+		return nil, refuse("handshake.random", "no randomness for the challenge", err)
+	}
+	if err := acc.SendChallenge(handshake.Challenge{Flags: prodFlags, Challenge: engChallenge, Creation: pch.Creation, Name: s.target.Name}); err != nil {
+		return nil, refuse("handshake.engineer", "sending the challenge to the engineer: "+err.Error(), err)
+	}
+	reply, err := acc.RecvChallengeReply()
+	if err != nil {
+		return nil, refuse("handshake.engineer", "reading the engineer's challenge reply: "+err.Error(), err)
+	}
+	engCookie := ""
+	for _, c := range s.eng.Cookies {
+		if handshake.CheckDigest(reply.Digest, engChallenge, c) {
+			engCookie = c
+			break
+		}
+	}
+	if engCookie == "" {
+		return nil, refuse("gateway-cookie", "the engineer's node did not prove the user's gateway cookie (run `ssh bastion cookie` for the current one)", nil)
+	}
+
+	prodChallenge, err := handshake.NewChallenge()
+	if err != nil {
+		return nil, refuse("handshake.random", "no randomness for the challenge", err)
+	}
+	if err := ini.SendChallengeReply(handshake.ChallengeReply{Challenge: prodChallenge, Digest: handshake.Digest(pch.Challenge, cookie)}); err != nil {
+		return nil, refuse("production.handshake", "sending the challenge reply to production: "+err.Error(), err)
+	}
+	ack, err := ini.RecvAck()
+	if err != nil {
+		return nil, refuse("production.cookie", "production refused the gateway's digest: the production cookie for cluster "+s.target.Cluster+" is not the one production uses", err)
+	}
+	if !handshake.CheckDigest(ack.Digest, prodChallenge, cookie) {
+		return nil, refuse("production.digest", "production's challenge ack did not match the production cookie", nil)
+	}
+	if err := acc.SendAck(handshake.ChallengeAck{Digest: handshake.Digest(reply.Challenge, engCookie)}); err != nil {
+		return nil, refuse("handshake.engineer", "sending the challenge ack to the engineer: "+err.Error(), err)
+	}
+	_ = pconn.SetDeadline(time.Time{})
+	ok = true
+	return &legs{
+		engName: name.Name, engCreation: name.Creation, prodCreation: pch.Creation,
+		flags: engFlags & prodFlags, pconn: pconn, engineerFlags: name.Flags,
+	}, nil
+}
+
+func (s *session) dialProduction(ctx context.Context) (net.Conn, error) {
+	eaddr, host := epmdAddr(s.target.Dial)
+	port, err := epmd.LookupPort(ctx, eaddr, alivePart(s.target.Name))
+	if err != nil {
+		return nil, fmt.Errorf("looking up %s in production's epmd at %s: %w", s.target.Name, eaddr, err)
+	}
+	c, err := s.r.cfg.Dialer.DialContext(ctx, "tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", s.target.Name, err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return c, nil
+}

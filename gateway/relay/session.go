@@ -1,0 +1,436 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"beamgate/audit"
+	"beamgate/gateway/dist"
+	"beamgate/gateway/dist/term"
+	"beamgate/policy"
+
+	"go.uber.org/zap"
+)
+
+// session is one relayed connection. Its goroutines: the engineer reader
+// (decode, decide, audit, forward), the production reader (always drains
+// production into the engineer queue), the engineer writer (the only
+// writer of econn: queue, answers and ticks), the production ticker, and
+// the watchdog. The first failure cancels ctx with its cause.
+type session struct {
+	r      *Relay
+	eng    Engineer
+	target Target
+	econn  net.Conn
+	pconn  net.Conn
+	cancel context.CancelCauseFunc
+	id     string
+
+	engName string // set by handshake
+	legs    *legs
+	pol     *policy.Session
+	pw      *dist.FrameWriter // production leg
+	out     outQueue          // engineer leg
+
+	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
+	engSeen, prodSeen                  atomic.Int64 // unix nanos of the last inbound frame or tick
+	engTick, prodTick                  tickRate     // how often each leg's peer ticks
+}
+
+func (s *session) run(ctx context.Context) error {
+	lg, err := s.handshake(ctx)
+	if err != nil {
+		var rf *refusal
+		if !errors.As(err, &rf) {
+			rf = refuse("handshake", err.Error(), err)
+		}
+		s.r.log.Info("relay handshake refused", zap.String("session", s.id), zap.String("user", s.eng.User),
+			zap.String("engineer", s.engName), zap.String("target", s.target.Name), zap.String("rule", rf.rule), zap.String("reason", rf.reason))
+		_ = s.r.cfg.Audit.Append(context.WithoutCancel(ctx), s.record("session_refused", audit.DecisionDeny, rf.rule, rf.reason))
+		return err
+	}
+	s.legs = lg
+	s.pconn = lg.pconn
+	defer s.pconn.Close()
+	s.pol = policy.NewSession(policy.SessionConfig{
+		Profile: s.eng.Profile, Mode: s.eng.Mode,
+		Engineer: term.Atom(lg.engName), EngineerCreation: lg.engCreation,
+		Production: term.Atom(s.target.Name), ProductionCreation: lg.prodCreation,
+		Known: s.r.knownAtoms(s.target.Name),
+	})
+	s.pw = dist.NewFrameWriter(s.pconn)
+	s.out.init(s.r.limits.MaxBuffered)
+	now := time.Now().UnixNano()
+	s.engSeen.Store(now)
+	s.prodSeen.Store(now)
+
+	start := s.record("session_start", audit.DecisionAllow, "", "")
+	start.Detail = map[string]string{"flags": lg.flags.String(), "mode": string(s.eng.Mode), "profile": s.eng.Profile.Name}
+	if err := s.r.cfg.Audit.Append(ctx, start); err != nil {
+		return fmt.Errorf("relay: audit log unavailable, session refused: %w", err)
+	}
+	s.r.log.Info("relay session started", zap.String("session", s.id), zap.String("user", s.eng.User),
+		zap.String("engineer", lg.engName), zap.String("target", s.target.Name))
+
+	var wg sync.WaitGroup
+	fail := func(err error) { s.cancel(err) }
+	for _, f := range []func(context.Context) error{s.engineerReader, s.productionReader, s.engineerWriter, s.productionTicker, s.watchdog} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fail(f(ctx))
+		}()
+	}
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	s.econn.Close()
+	s.pconn.Close()
+	s.out.close()
+	wg.Wait()
+
+	reason := endReason(cause)
+	end := s.record("session_end", audit.DecisionInfo, "", reason)
+	end.BytesIn, end.BytesOut = s.bytesIn.Load(), s.bytesOut.Load()
+	end.MsgsIn, end.MsgsOut = s.msgsIn.Load(), s.msgsOut.Load()
+	if err := s.r.cfg.Audit.Append(context.WithoutCancel(ctx), end); err != nil {
+		s.r.log.Error("audit log failed at session end", zap.String("session", s.id), zap.Error(err))
+	}
+	s.r.log.Info("relay session ended", zap.String("session", s.id), zap.String("user", s.eng.User), zap.String("reason", reason),
+		zap.Int64("bytes_in", end.BytesIn), zap.Int64("bytes_out", end.BytesOut))
+	var ee *EndError
+	if errors.As(cause, &ee) {
+		return ee
+	}
+	return nil
+}
+
+var (
+	errEngineerClosed   = errors.New("the engineer's node closed the connection")
+	errProductionClosed = errors.New("production closed the connection")
+)
+
+func endReason(cause error) string {
+	switch {
+	case cause == nil:
+		return "ended"
+	case errors.Is(cause, context.Canceled):
+		return "cancelled"
+	}
+	return cause.Error()
+}
+
+func (s *session) record(event, decision, rule, reason string) *audit.Record {
+	return &audit.Record{
+		Event: event, Session: s.id, User: s.eng.User, KeyID: s.eng.KeyID, CertSerial: s.eng.CertSerial,
+		SourceAddr: s.eng.SourceAddr, Engineer: s.engName, Target: s.target.Name, Cluster: s.target.Cluster,
+		Decision: decision, Rule: rule, Reason: reason,
+	}
+}
+
+func (s *session) engineerLimits() *term.Limits {
+	l := term.DefaultLimits()
+	l.MaxBinary = s.r.limits.MaxEngineerFrame
+	return &l
+}
+
+// engineerReader decodes, decides, audits and then forwards or answers
+// every engineer→production message.
+func (s *session) engineerReader(ctx context.Context) error {
+	fr := dist.NewFrameReader(s.econn, s.r.limits.MaxEngineerFrame)
+	lim := s.engineerLimits()
+	var buf []byte
+	for {
+		frame, err := fr.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return errEngineerClosed
+			}
+			var tooBig *dist.FrameTooLargeError
+			if errors.As(err, &tooBig) {
+				rec := s.record("message", audit.DecisionDeny, "frame-size", fmt.Sprintf("a %d-byte frame exceeds the %d-byte limit", tooBig.Len, tooBig.Max))
+				rec.Dir = "e2p"
+				_ = s.r.cfg.Audit.Append(ctx, rec)
+				return &EndError{Reason: "the engineer sent an oversize frame"}
+			}
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("reading from the engineer: %w", err)
+		}
+		now := time.Now()
+		s.engTick.observe(now, s.engSeen.Swap(now.UnixNano()), len(frame) == 0)
+		if len(frame) == 0 {
+			continue
+		}
+		s.msgsIn.Add(1)
+		s.bytesIn.Add(int64(len(frame) + 4))
+		m, err := dist.DecodeFrame(frame, lim)
+		if err != nil {
+			rec := s.record("message", audit.DecisionDeny, "malformed", "undecodable message: "+err.Error())
+			rec.Dir, rec.Size = "e2p", len(frame)
+			if aerr := s.r.cfg.Audit.Append(ctx, rec); aerr != nil {
+				return aerr
+			}
+			return &EndError{Reason: "the engineer sent a malformed message: " + err.Error()}
+		}
+		d := s.pol.Evaluate(m)
+		rec := s.record("message", d.Verdict.String(), d.Rule, d.Reason)
+		rec.Dir, rec.Op, rec.Size, rec.Args, rec.Write = "e2p", d.Op, len(frame), d.Args, d.Write()
+		if isMFA(d.What) {
+			rec.MFA = d.What
+		} else {
+			rec.Dest = d.What
+		}
+		// Audit before forward: the record is on disk before the message
+		// leaves, or the session ends.
+		if err := s.r.cfg.Audit.Append(ctx, rec); err != nil {
+			return fmt.Errorf("audit log failed, session ended: %w", err)
+		}
+		if d.Verdict.Forwarded() {
+			buf = dist.AppendFrame(buf[:0], frame)
+			if err := s.pw.WriteFrame(buf); err != nil {
+				return fmt.Errorf("writing to production: %w", err)
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil
+			}
+		} else if err := s.answer(d.Answer); err != nil {
+			return err
+		}
+		if d.Fatal {
+			return &EndError{Reason: "policy ended the session: " + d.Reason}
+		}
+	}
+}
+
+func isMFA(what string) bool {
+	for i := 0; i < len(what); i++ {
+		if what[i] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+// productionReader drains production as fast as it sends, whatever the
+// engineer does, into the engineer queue.
+func (s *session) productionReader(ctx context.Context) error {
+	fr := dist.NewFrameReader(s.pconn, s.r.limits.MaxProductionFrame)
+	known := s.pol.Known()
+	skipLim := term.Limits{MaxDepth: 1000, MaxElements: 1 << 30, MaxAtomLen: 255, MaxBinary: s.r.limits.MaxProductionFrame, MaxBigBytes: 1 << 20}
+	learn := func(a term.Atom) { known.Add(a) }
+	for {
+		frame, err := fr.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return errProductionClosed
+			}
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("reading from production: %w", err)
+		}
+		now := time.Now()
+		s.prodTick.observe(now, s.prodSeen.Swap(now.UnixNano()), len(frame) == 0)
+		if len(frame) == 0 {
+			continue
+		}
+		s.msgsOut.Add(1)
+		s.bytesOut.Add(int64(len(frame) + 4))
+		ctrl, off, err := dist.DecodeControl(frame, nil)
+		if err == nil {
+			s.pol.Observe(ctrl, frame[off:])
+			// Learn which atoms exist on production, so engineers may send
+			// them back without spending their atom budget.
+			if _, err := term.Skip(frame[1:], &skipLim, learn); err == nil && off < len(frame) {
+				_, _ = term.Skip(frame[off:], &skipLim, learn)
+			}
+		} else {
+			s.r.log.Warn("undecodable control message from production, forwarded as is",
+				zap.String("session", s.id), zap.String("target", s.target.Name), zap.Error(err))
+		}
+		if err := s.out.push(dist.AppendFrame(make([]byte, 0, len(frame)+4), frame)); err != nil {
+			rec := s.record("session_cut", audit.DecisionInfo, "engineer-too-slow", err.Error())
+			_ = s.r.cfg.Audit.Append(ctx, rec)
+			return &EndError{Reason: err.Error()}
+		}
+	}
+}
+
+// engineerWriter is the only writer of the engineer connection: queued
+// production frames, synthesised answers and ticks.
+func (s *session) engineerWriter(ctx context.Context) error {
+	t := time.NewTicker(tickCheck)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-s.out.ready:
+			frames, closed := s.out.take()
+			if closed {
+				return context.Cause(ctx)
+			}
+			if len(frames) == 0 {
+				continue
+			}
+			bufs := net.Buffers(frames)
+			if _, err := bufs.WriteTo(s.econn); err != nil {
+				return fmt.Errorf("writing to the engineer: %w", err)
+			}
+			last = time.Now()
+		case now := <-t.C:
+			if now.Sub(last) >= s.engTick.interval() {
+				if err := dist.WriteTick(s.econn); err != nil {
+					return fmt.Errorf("ticking the engineer: %w", err)
+				}
+				last = now
+			}
+		}
+	}
+}
+
+func (s *session) productionTicker(ctx context.Context) error {
+	t := time.NewTicker(tickCheck)
+	defer t.Stop()
+	lastTick := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case now := <-t.C:
+			if now.Sub(lastTick) < s.prodTick.interval() {
+				continue
+			}
+			if _, err := s.pw.TickIfIdle(); err != nil {
+				return fmt.Errorf("ticking production: %w", err)
+			}
+			lastTick = now
+		}
+	}
+}
+
+// watchdog ends the session when a leg falls silent or the audit log
+// fails.
+func (s *session) watchdog(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	silence := s.r.limits.Silence
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-s.r.cfg.Audit.Failed():
+			return &EndError{Reason: "the audit log failed: " + errString(s.r.cfg.Audit.Err())}
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, s.engSeen.Load())) > silence {
+				return &EndError{Reason: "the engineer's node fell silent for " + silence.String()}
+			}
+			if now.Sub(time.Unix(0, s.prodSeen.Load())) > silence {
+				return &EndError{Reason: "production fell silent for " + silence.String()}
+			}
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// tickCheck is how often writers check whether a leg needs a tick.
+const tickCheck = 250 * time.Millisecond
+
+// tickRate learns how often a peer ticks us, so that each leg is ticked at
+// its peer's own rate: a peer with a short net_ticktime expects input that
+// often (erlang-distribution.md §2.5).
+type tickRate struct{ nanos atomic.Int64 }
+
+const defaultTick = 15 * time.Second // net_ticktime 60 s / 4
+
+func (r *tickRate) interval() time.Duration {
+	if v := r.nanos.Load(); v > 0 {
+		return time.Duration(v)
+	}
+	return defaultTick
+}
+
+func (r *tickRate) observe(now time.Time, prevNanos int64, isTick bool) {
+	if !isTick || prevNanos == 0 {
+		return
+	}
+	gap := now.Sub(time.Unix(0, prevNanos))
+	if gap < 500*time.Millisecond {
+		return
+	}
+	if gap < r.interval() {
+		r.nanos.Store(int64(gap))
+	}
+}
+
+// outQueue buffers production→engineer frames for the engineer writer,
+// up to a byte cap.
+type outQueue struct {
+	mu     sync.Mutex
+	frames [][]byte
+	bytes  int
+	max    int
+	closed bool
+	ready  chan struct{}
+}
+
+func (q *outQueue) init(max int) {
+	q.max = max
+	q.ready = make(chan struct{}, 1)
+}
+
+var errTooSlow = errors.New("the engineer's node reads too slowly")
+
+func (q *outQueue) push(frame []byte) error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return net.ErrClosed
+	}
+	if q.bytes+len(frame) > q.max {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s bytes from production are waiting, over the %s-byte cap", errTooSlow, strconv.Itoa(q.bytes+len(frame)), strconv.Itoa(q.max))
+	}
+	q.frames = append(q.frames, frame)
+	q.bytes += len(frame)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (q *outQueue) take() ([][]byte, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := q.frames
+	q.frames = nil
+	q.bytes = 0
+	return f, q.closed
+}
+
+func (q *outQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
