@@ -62,8 +62,8 @@ type decoder struct {
 	build  bool
 	onAtom func(Atom)
 
-	lastAtomStr string // the last non-interned atom, reused for repeated node names
-	lastAtom    Term
+	lastAtom  Atom // the last non-interned atom, reused for repeated node names
+	lastBoxed Term // lastAtom as a Term, once needed
 }
 
 func (d *decoder) init(lim *Limits) {
@@ -190,8 +190,15 @@ func (d *decoder) term() (Term, error) {
 		return d.legacyFloat(start)
 	case tagAtom, tagSmallAtom, tagAtomUTF8, tagSmallAtomUTF8:
 		d.off = start
-		a, err := d.atom()
-		return a, err
+		a, boxed, err := d.atom()
+		if err != nil || !d.build || boxed != nil {
+			return boxed, err
+		}
+		boxed = a
+		if a == d.lastAtom {
+			d.lastBoxed = boxed
+		}
+		return boxed, nil
 	case tagSmallTuple, tagLargeTuple:
 		return d.tuple(tag, start)
 	case tagNil:
@@ -310,31 +317,33 @@ func legacyFloatShape(s []byte) bool {
 
 // atom decodes an atom at d.off; any other tag is ErrBadValue (pid, port
 // and reference nodes, fun modules and export names must be atoms).
-func (d *decoder) atom() (Term, error) {
+// boxed is a as a Term when that costs no allocation (interned atoms),
+// nil otherwise; nothing is returned when neither building nor reporting.
+func (d *decoder) atom() (a Atom, boxed Term, err error) {
 	start := d.off
 	if d.rem() < 1 {
-		return nil, d.fail(0, start, ErrTruncated, "missing atom")
+		return "", nil, d.fail(0, start, ErrTruncated, "missing atom")
 	}
 	tag := d.u8()
 	var n int
 	switch tag {
 	case tagSmallAtom, tagSmallAtomUTF8:
 		if err := d.need(1, tag, start); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		n = int(d.u8())
 	case tagAtom, tagAtomUTF8:
 		if err := d.need(2, tag, start); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		n = d.u16()
 	case tagAtomCacheRef:
-		return nil, d.fail(tag, start, ErrAtomCacheRef, "no distribution header in scope")
+		return "", nil, d.fail(tag, start, ErrAtomCacheRef, "no distribution header in scope")
 	default:
-		return nil, d.fail(tag, start, ErrBadValue, "expected an atom")
+		return "", nil, d.fail(tag, start, ErrBadValue, "expected an atom")
 	}
 	if err := d.need(n, tag, start); err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	b := d.src[d.off : d.off+n]
 	d.off += n
@@ -342,7 +351,7 @@ func (d *decoder) atom() (Term, error) {
 	var buf [2 * 255]byte
 	if latin1 {
 		if n > d.lim.MaxAtomLen {
-			return nil, d.fail(tag, start, ErrBadAtom, "longer than "+strconv.Itoa(d.lim.MaxAtomLen)+" characters")
+			return "", nil, d.fail(tag, start, ErrBadAtom, "longer than "+strconv.Itoa(d.lim.MaxAtomLen)+" characters")
 		}
 		if !isASCII(b) {
 			u := buf[:0]
@@ -356,32 +365,34 @@ func (d *decoder) atom() (Term, error) {
 		}
 	} else {
 		if !utf8.Valid(b) {
-			return nil, d.fail(tag, start, ErrBadAtom, "not UTF-8")
+			return "", nil, d.fail(tag, start, ErrBadAtom, "not UTF-8")
 		}
 		if n > d.lim.MaxAtomLen && utf8.RuneCount(b) > d.lim.MaxAtomLen {
-			return nil, d.fail(tag, start, ErrBadAtom, "longer than "+strconv.Itoa(d.lim.MaxAtomLen)+" characters")
+			return "", nil, d.fail(tag, start, ErrBadAtom, "longer than "+strconv.Itoa(d.lim.MaxAtomLen)+" characters")
 		}
 	}
 	if !d.build && d.onAtom == nil {
-		return nil, nil
+		return "", nil, nil
 	}
-	t := d.makeAtom(b)
+	a, boxed = d.makeAtom(b)
 	if d.onAtom != nil {
-		d.onAtom(t.(Atom))
+		d.onAtom(a)
 	}
-	return t, nil
+	return a, boxed, nil
 }
 
-func (d *decoder) makeAtom(b []byte) Term {
+func (d *decoder) makeAtom(b []byte) (Atom, Term) {
 	if t, ok := internedAtoms[string(b)]; ok {
-		return t
+		return t.(Atom), t
 	}
-	if d.lastAtom != nil && string(b) == d.lastAtomStr {
-		return d.lastAtom
+	if d.lastBoxed != nil && string(b) == string(d.lastAtom) {
+		return d.lastAtom, d.lastBoxed
 	}
-	s := string(b)
-	d.lastAtomStr, d.lastAtom = s, Atom(s)
-	return d.lastAtom
+	if len(b) > 0 && string(b) == string(d.lastAtom) {
+		return d.lastAtom, nil
+	}
+	d.lastAtom, d.lastBoxed = Atom(b), nil
+	return d.lastAtom, nil
 }
 
 func isASCII(b []byte) bool {
@@ -641,11 +652,8 @@ func (d *decoder) mapTerm(start int) (Term, error) {
 
 // node decodes the node atom of a pid, port or reference.
 func (d *decoder) node() (Atom, error) {
-	t, err := d.atom()
-	if err != nil || t == nil {
-		return "", err
-	}
-	return t.(Atom), nil
+	a, _, err := d.atom()
+	return a, err
 }
 
 // pid decodes NEW_PID_EXT or PID_EXT at d.off.

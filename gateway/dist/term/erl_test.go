@@ -242,6 +242,8 @@ func hostileInputs() [][]byte {
 		b(131, 99, "1.5e", make([]byte, 27)), b(131, 99, strings.Repeat("1", 29)+".5"),
 		b(131, 90, u16(0), node, u32(0)), b(131, 90, u16(6), node, u32(0), make([]byte, 24)),
 		b(131, 90, u16(5), node, u32(0), make([]byte, 20)), b(131, 114, u16(3), node, 1, make([]byte, 12)),
+		b(131, 114, u16(4), node, 1, make([]byte, 16)), b(131, 114, u16(5), node, 1, make([]byte, 20)),
+		b(131, 114, u16(0), node, 1), b(131, 90, u16(4), node, u32(1), make([]byte, 16)),
 		b(131, 101, node, u32(1), 1), b(131, 102, node, u32(1), 1), b(131, 103, node, u32(1), u32(1), 1),
 		b(131, 88, 97, 1, u32(1), u32(0), u32(0)), b(131, 88, 106, u32(1), u32(0), u32(0)),
 		b(131, 88, sa("nohost"), u32(1), u32(0), u32(0)), b(131, 88, sa(""), u32(1), u32(0), u32(0)),
@@ -273,12 +275,14 @@ func TestDifferentialHostile(t *testing.T) {
 	var seeds [][]byte
 	seeds = append(seeds, hostileInputs()...)
 	seeds = append(seeds, erl.encodings(erlTerms)...)
-	// Single-byte corruptions of real encodings. Identifiers name a remote
-	// node: binary_to_term also checks the words of pids and references
-	// that name its own node, which Decode cannot know:
-	// it does not know which node will decode the term.
-	for _, enc := range erl.encodings(`[{ok, [alias|binary_to_term(<<131,90,0,3,119,3,"p@h",0,0,0,7,0,0,0,1,0,0,0,2,0,0,0,3>>)],
-		#{a => <<1:3>>}, fun os:cmd/1, binary_to_term(<<131,88,119,3,"p@h",0,0,0,87,0,0,0,3,0,0,0,7>>), -1 bsl 70, 2.5, "s"}]`) {
+	// Single-byte corruptions of real encodings. Identifiers are moved to
+	// another node first: binary_to_term also checks the words of pids and
+	// references that name its own node, which Decode cannot do (it does
+	// not know which node will decode the term).
+	base := erl.encodings(`[{ok, [alias|make_ref()], #{a => <<1:3>>}, fun os:cmd/1, self(), -1 bsl 70, 2.5, "s"},
+		fun(X) -> {X, self()} end, erlang:list_to_pid("<0.1.2>"), hd(erlang:ports())]`)
+	for _, enc := range base {
+		enc = bytes.ReplaceAll(enc, []byte("nonode@nohost"), []byte("remote@nohost"))
 		for i := 1; i < len(enc); i++ {
 			for _, delta := range []byte{1, 0x7f, 0xff} {
 				c := bytes.Clone(enc)
