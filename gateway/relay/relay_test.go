@@ -47,6 +47,9 @@ type fixtureOpts struct {
 	engCookie string // the cookie the engineer node uses; default engCookie
 	engKind   string
 	noDirect  bool
+	prodErl   string // erl binary for production (OTP version wrappers)
+	engErl    string // erl binary for the engineer
+	engElixir string // elixir launcher for an Elixir engineer
 }
 
 func startFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -61,7 +64,7 @@ func startFixture(t *testing.T, o fixtureOpts) *fixture {
 	f := &fixture{}
 	f.epmdPort = beamtest.StartEpmd(t)
 	prodRC := beamtest.WriteInetrc(t, map[string]string{"prod-01.beamgate.test": "127.0.0.2", "direct.beamgate.test": "127.0.0.1"})
-	f.prod = beamtest.StartProduction(t, beamtest.Options{Name: prodName, LongNames: true, Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: f.epmdPort, Inetrc: prodRC})
+	f.prod = beamtest.StartProduction(t, beamtest.Options{Name: prodName, LongNames: true, Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: f.epmdPort, Inetrc: prodRC, Erl: o.prodErl})
 
 	dir := t.TempDir()
 	f.auditPath = filepath.Join(dir, "audit.jsonl")
@@ -99,7 +102,7 @@ func startFixture(t *testing.T, o fixtureOpts) *fixture {
 
 	engRC := beamtest.WriteInetrc(t, map[string]string{"prod-01.beamgate.test": "127.0.0.1", "eng.beamgate.test": "127.0.0.1"})
 	f.eng = beamtest.Start(t, beamtest.Options{Name: "eng@eng.beamgate.test", LongNames: true, Cookie: o.engCookie, Hidden: true,
-		BindIP: "127.0.0.1", EpmdPort: facePort, Inetrc: engRC, Kind: o.engKind})
+		BindIP: "127.0.0.1", EpmdPort: facePort, Inetrc: engRC, Kind: o.engKind, Erl: o.engErl, Elixir: o.engElixir})
 	if !o.noDirect {
 		f.direct = beamtest.Start(t, beamtest.Options{Name: "direct@direct.beamgate.test", LongNames: true, Cookie: prodCookie, Hidden: true,
 			BindIP: "127.0.0.1", EpmdPort: f.epmdPort, Inetrc: prodRC})
