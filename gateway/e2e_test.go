@@ -95,9 +95,12 @@ func readPub(t *testing.T, key string) string {
 
 type envOptions struct {
 	dial      string // node prismatic@prod-01's dial address
-	relay     Relayer
 	extraYAML string
 	caPub     string
+	// gatewayPort is prismatic@prod-01's gateway port (default 4370).
+	gatewayPort int
+	// realRelay wires the real relay with the file cookie store.
+	realRelay bool
 }
 
 func startGateway(t *testing.T, o envOptions) *gatewayEnv {
@@ -109,6 +112,9 @@ func startGateway(t *testing.T, o envOptions) *gatewayEnv {
 	e.bobK = newKey(t, dir, "bob")
 	if o.dial == "" {
 		o.dial = "127.0.0.2:1"
+	}
+	if o.gatewayPort == 0 {
+		o.gatewayPort = 4370
 	}
 	ca := "[]"
 	if o.caPub != "" {
@@ -128,7 +134,7 @@ clusters:
     nodes:
       - name: prismatic@prod-01
         dial: %s
-        gateway_port: 4370
+        gateway_port: %d
   billing:
     nodes:
       - name: billing@bill-01
@@ -151,7 +157,7 @@ roles:
     clusters: [billing]
     policy: readonly
     mode: enforce
-%s`, o.dial, readPub(t, e.aliceK), readPub(t, e.bobK), ca, o.extraYAML)
+%s`, o.dial, o.gatewayPort, readPub(t, e.aliceK), readPub(t, e.bobK), ca, o.extraYAML)
 	cfgPath := filepath.Join(dir, "beamgate.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
 	cfg, err := LoadConfig(cfgPath)
@@ -181,12 +187,12 @@ roles:
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	rl := o.relay
-	if rl == nil {
+	var rl Relayer
+	if o.realRelay {
+		rl = relay.New(relay.Config{Audit: alog, Cookies: store, Log: log})
+	} else {
 		e.relay = &fakeRelay{}
 		rl = e.relay
-	} else if r, ok := rl.(*relay.Relay); ok && r == nil {
-		rl = relay.New(relay.Config{Audit: alog, Cookies: store, Log: log})
 	}
 	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: alog, Relay: rl, Log: log})
 	if err != nil {

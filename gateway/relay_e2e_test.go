@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"beamgate/internal/beamtest"
+)
+
+// relayEnv is a gateway with the real relay in front of a real production
+// node prismatic@prod-01 on 127.0.0.2, and alice's ssh -N -L running.
+type relayEnv struct {
+	*gatewayEnv
+	prod        *beamtest.Production
+	epmdLocal   int // engineer-side forwarded epmd port
+	gatewayPort int
+	inetrc      string
+}
+
+func startRelayEnv(t *testing.T) *relayEnv {
+	t.Helper()
+	beamtest.RequireErl(t)
+	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
+	prod := beamtest.StartProduction(t, beamtest.Options{
+		Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd,
+	})
+	ep, gp := freePort(t), freePort(t)
+	e := startGateway(t, envOptions{
+		dial:        net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)),
+		gatewayPort: gp,
+		realRelay:   true,
+		extraYAML:   fmt.Sprintf("engineer_epmd_port: %d\n", ep),
+	})
+	e.forward("alice", e.aliceK, []string{
+		fmt.Sprintf("%d:prod-01:4369", ep),
+		fmt.Sprintf("%d:prod-01:%d", gp, gp),
+	}, ep)
+	return &relayEnv{
+		gatewayEnv: e, prod: prod, epmdLocal: ep, gatewayPort: gp,
+		inetrc: beamtest.WriteInetrc(t, map[string]string{"prod-01": "127.0.0.1"}),
+	}
+}
+
+// engineer starts a hidden engineer node using the forwarded epmd.
+func (r *relayEnv) engineer(t *testing.T, kind, cookie string) *beamtest.Node {
+	t.Helper()
+	return beamtest.Start(t, beamtest.Options{
+		Name: "eng" + strconv.FormatInt(time.Now().UnixNano()%100000, 10) + "@localhost", Cookie: cookie,
+		EpmdPort: r.epmdLocal, Inetrc: r.inetrc, Hidden: true, Kind: kind,
+	})
+}
+
+// TestRelayThroughSSH: a real hidden erl and iex node, through ssh -N -L
+// and beamgate, reach production with the gateway cookie; reads work,
+// writes are refused at once, a wrong cookie is refused, and the
+// production cookie appears nowhere on the engineer's side or in the
+// audit log.
+func TestRelayThroughSSH(t *testing.T) {
+	r := startRelayEnv(t)
+	before := r.prod.Snapshot(t)
+	cookie := r.gw.Cookie("alice", time.Now())
+
+	eng := r.engineer(t, beamtest.KindErl, cookie)
+	if got := eng.Eval(t, `net_adm:ping('prismatic@prod-01')`); got != "pong" {
+		t.Fatalf("ping through beamgate = %s\n%s", got, r.auditLog())
+	}
+	if got := eng.Eval(t, `rpc:call('prismatic@prod-01', erlang, node, [])`); got != "'prismatic@prod-01'" {
+		t.Errorf("rpc node() = %s", got)
+	}
+	if got := eng.Eval(t, `is_list(rpc:call('prismatic@prod-01', erlang, processes, []))`); got != "true" {
+		t.Errorf("rpc processes() = %s", got)
+	}
+	got := eng.Eval(t, `rpc:call('prismatic@prod-01', ets, insert, [beamgate_orders, {9, <<"evil">>, 1}], 5000)`)
+	if !strings.Contains(got, "badrpc") {
+		t.Errorf("write through beamgate = %s, want a badrpc refusal", got)
+	}
+	if after := r.prod.Snapshot(t); after != before {
+		t.Errorf("production state changed:\nbefore %s\nafter  %s", before, after)
+	}
+
+	if _, err := exec.LookPath("elixir"); err == nil {
+		iex := r.engineer(t, beamtest.KindElixir, cookie)
+		if got := iex.EvalElixir(t, `Node.connect(:"prismatic@prod-01")`); got != "true" {
+			t.Errorf("iex Node.connect = %s", got)
+		}
+	}
+
+	bad := r.engineer(t, beamtest.KindErl, "WRONGCOOKIE")
+	if got := bad.Eval(t, `net_adm:ping('prismatic@prod-01')`); got != "pang" {
+		t.Errorf("wrong gateway cookie: ping = %s", got)
+	}
+
+	for _, out := range []string{eng.Output(), bad.Output(), r.auditLog()} {
+		if strings.Contains(out, prodCookie) {
+			t.Fatal("the production cookie leaked to the engineer side or the audit log")
+		}
+	}
+	r.waitAudit(`"event":"forward"`, `"target":"prismatic@prod-01"`)
+}
