@@ -86,7 +86,7 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 	}
 	ok := false
 	defer func() {
-		if !ok {
+		if !ok && pconn != nil {
 			pconn.Close()
 		}
 	}()
@@ -154,19 +154,9 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 		return nil, refuse("gateway-cookie", "the engineer's node did not prove the user's gateway cookie (run `ssh bastion cookie` for the current one)", nil)
 	}
 
-	prodChallenge, err := handshake.NewChallenge()
+	pconn, err = s.proveToProduction(ctx, deadline, pconn, ini, pch, name, engFlags, cookie)
 	if err != nil {
-		return nil, refuse("handshake.random", "no randomness for the challenge", err)
-	}
-	if err := ini.SendChallengeReply(handshake.ChallengeReply{Challenge: prodChallenge, Digest: handshake.Digest(pch.Challenge, cookie)}); err != nil {
-		return nil, refuse("production.handshake", "sending the challenge reply to production: "+err.Error(), err)
-	}
-	ack, err := ini.RecvAck()
-	if err != nil {
-		return nil, refuse("production.cookie", "production refused the gateway's digest: the production cookie for cluster "+s.target.Cluster+" is not the one production uses", err)
-	}
-	if !handshake.CheckDigest(ack.Digest, prodChallenge, cookie) {
-		return nil, refuse("production.digest", "production's challenge ack did not match the production cookie", nil)
+		return nil, err
 	}
 	if err := acc.SendAck(handshake.ChallengeAck{Digest: handshake.Digest(reply.Challenge, engCookie)}); err != nil {
 		return nil, refuse("handshake.engineer", "sending the challenge ack to the engineer: "+err.Error(), err)
@@ -193,4 +183,103 @@ func (s *session) dialProduction(ctx context.Context) (net.Conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	return c, nil
+}
+
+// PreviousCookieSource is implemented by cookie sources that know the
+// cookie a cluster used before its latest rotation, for the window in
+// which some nodes may still use it.
+type PreviousCookieSource interface {
+	PreviousProductionCookie(ctx context.Context, cluster string) (string, error)
+}
+
+// proveToProduction answers production's challenge. When production
+// rejects the cookie, it fetches the newest cookie once (bypassing the
+// cache), and during a rotation also tries the previous one, redoing the
+// production leg for each attempt. It returns the connection that
+// succeeded.
+func (s *session) proveToProduction(ctx context.Context, deadline time.Time, pconn net.Conn, ini *handshake.Initiator,
+	pch handshake.Challenge, name handshake.Name, engFlags handshake.Flags, cookie string) (net.Conn, error) {
+	tried := map[string]bool{}
+	next := func(attempt int) string {
+		switch attempt {
+		case 1:
+			if c, err := s.r.cfg.Cookies.ProductionCookie(ctx, s.target.Cluster, true); err == nil && !tried[c] {
+				return c
+			}
+			fallthrough
+		case 2:
+			if ps, ok := s.r.cfg.Cookies.(PreviousCookieSource); ok {
+				if c, err := ps.PreviousProductionCookie(ctx, s.target.Cluster); err == nil && c != "" && !tried[c] {
+					return c
+				}
+			}
+		}
+		return ""
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if cookie = next(attempt); cookie == "" {
+				return pconn, refuse("production.cookie", "production refused the gateway's digest: the production cookie for cluster "+s.target.Cluster+" is not the one production uses", handshake.ErrCookieRejected)
+			}
+			pconn.Close()
+			var err error
+			pconn, ini, err = s.redoProductionLeg(ctx, deadline, name, engFlags, &pch)
+			if err != nil {
+				return pconn, err
+			}
+		}
+		tried[cookie] = true
+		chal, err := handshake.NewChallenge()
+		if err != nil {
+			return pconn, refuse("handshake.random", "no randomness for the challenge", err)
+		}
+		if err := ini.SendChallengeReply(handshake.ChallengeReply{Challenge: chal, Digest: handshake.Digest(pch.Challenge, cookie)}); err != nil {
+			continue // production closed on us: try the next cookie
+		}
+		ack, err := ini.RecvAck()
+		if err != nil {
+			if ctx.Err() != nil {
+				return pconn, refuse("production.handshake", "production did not answer the challenge reply in time", err)
+			}
+			continue
+		}
+		if !handshake.CheckDigest(ack.Digest, chal, cookie) {
+			return pconn, refuse("production.digest", "production's challenge ack did not match the production cookie", nil)
+		}
+		return pconn, nil
+	}
+}
+
+// redoProductionLeg dials production again for another cookie attempt and
+// runs the handshake up to its challenge, which must come from the same
+// node incarnation the engineer was already told about.
+func (s *session) redoProductionLeg(ctx context.Context, deadline time.Time, name handshake.Name, engFlags handshake.Flags, pch *handshake.Challenge) (net.Conn, *handshake.Initiator, error) {
+	pconn, err := s.dialProduction(ctx)
+	if err != nil {
+		return nil, nil, refuse("production.unreachable", err.Error(), err)
+	}
+	_ = pconn.SetDeadline(deadline)
+	ini := handshake.NewInitiator(pconn)
+	fail := func(err error) (net.Conn, *handshake.Initiator, error) {
+		return pconn, nil, refuse("production.handshake", "retrying production with another cookie: "+err.Error(), err)
+	}
+	if err := ini.SendName(handshake.Name{Flags: engFlags, Creation: name.Creation, Name: name.Name}); err != nil {
+		return fail(err)
+	}
+	st, err := ini.RecvStatus()
+	if err != nil {
+		return fail(err)
+	}
+	if st.Code != handshake.StatusOk && st.Code != handshake.StatusOkSimultaneous {
+		return fail(fmt.Errorf("production answered %s", st.Code))
+	}
+	ch, err := ini.RecvChallenge()
+	if err != nil {
+		return fail(err)
+	}
+	if ch.Name != pch.Name || ch.Creation != pch.Creation || ch.Flags != pch.Flags {
+		return fail(errors.New("production restarted or changed its flags during the handshake"))
+	}
+	*pch = ch
+	return pconn, ini, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
+	cookies   CookieSource // default staticCookies(prodCookie)
 	mode      policy.Mode
 	engCookie string // the cookie the engineer node uses; default engCookie
 	engKind   string
@@ -74,7 +76,10 @@ func startFixture(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.log.Close() })
-	f.relay = New(Config{Audit: f.log, Cookies: staticCookies(prodCookie)})
+	if o.cookies == nil {
+		o.cookies = staticCookies(prodCookie)
+	}
+	f.relay = New(Config{Audit: f.log, Cookies: o.cookies})
 	t.Cleanup(f.relay.Close)
 
 	profile, err := policy.Load("readonly")
@@ -335,5 +340,41 @@ func TestRelayProductionCookieNeverReachesEngineer(t *testing.T) {
 	f.eng.Eval(t, fmt.Sprintf("P = %s, [catch rpc:call(P, M, F, A) || {M, F, A} <- [{erlang, get_cookie, []}, {auth, get_cookie, []}, {init, get_argument, [setcookie]}, {init, get_arguments, []}, {os, getenv, [\"HOME\"]}, {application, get_env, [kernel, x]}]].", prodAtomErl))
 	if strings.Contains(f.eng.Output(), prodCookie) {
 		t.Fatal("the production cookie reached the engineer")
+	}
+}
+
+// staleCookies serves a stale cached cookie until asked for a fresh one,
+// and knows a previous one, as a Vault-backed source does mid-rotation.
+type staleCookies struct {
+	mu              sync.Mutex
+	cached, current string
+	previous        string
+	freshCalls      int
+}
+
+func (c *staleCookies) ProductionCookie(_ context.Context, _ string, fresh bool) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fresh {
+		c.freshCalls++
+		c.cached = c.current
+	}
+	return c.cached, nil
+}
+
+func (c *staleCookies) PreviousProductionCookie(context.Context, string) (string, error) {
+	return c.previous, nil
+}
+
+func TestRelayRetriesWithFreshAndPreviousCookie(t *testing.T) {
+	// The cache is stale and the newest version is not yet on the node
+	// either (mid-rotation): only the previous version works.
+	src := &staleCookies{cached: "stalecookie", current: "newcookienotyetset", previous: prodCookie}
+	f := startFixture(t, fixtureOpts{cookies: src, noDirect: true})
+	if got := f.eng.Eval(t, "net_adm:ping("+prodAtomErl+")."); got != "pong" {
+		t.Fatalf("ping = %s", got)
+	}
+	if src.freshCalls != 1 {
+		t.Fatalf("fresh fetches = %d, want 1", src.freshCalls)
 	}
 }
