@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,6 +49,20 @@ func packets(bodies ...[]byte) []byte {
 // BEAMGATE_WRITE_CORPUS=1 (run the real-BEAM tests with it to refresh).
 func writeSeed(t *testing.T, target, name string, challenge uint32, cookie string, data []byte) {
 	t.Helper()
+	writeCorpusFile(t, target, name, fmt.Sprintf("uint32(%d)", challenge), fmt.Sprintf("string(%q)", cookie), fmt.Sprintf("[]byte(%q)", data))
+}
+
+// writeMessageSeed stores one packet body as a FuzzMessages seed, like
+// writeSeed.
+func writeMessageSeed(t *testing.T, name string, body []byte) {
+	t.Helper()
+	writeCorpusFile(t, "FuzzMessages", name, fmt.Sprintf("[]byte(%q)", body))
+}
+
+// writeCorpusFile writes a corpus file of formatted values when
+// BEAMGATE_WRITE_CORPUS=1.
+func writeCorpusFile(t *testing.T, target, name string, values ...string) {
+	t.Helper()
 	if os.Getenv("BEAMGATE_WRITE_CORPUS") != "1" {
 		return
 	}
@@ -55,7 +70,7 @@ func writeSeed(t *testing.T, target, name string, challenge uint32, cookie strin
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	body := fmt.Sprintf("go test fuzz v1\nuint32(%d)\nstring(%q)\n[]byte(%q)\n", challenge, cookie, data)
+	body := "go test fuzz v1\n" + strings.Join(values, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -352,7 +353,9 @@ func TestConfigValidation(t *testing.T) {
 // nodes (testdata/fuzz/*/real-*) and checks each completes: the corpus
 // drives the fuzzers down the whole success path.
 func TestRealSeedsComplete(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "real-*"))
+	acc, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzAcceptor", "real-*"))
+	ini, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzInitiator", "real-*"))
+	files := append(acc, ini...)
 	if len(files) == 0 {
 		t.Skip("no captured seeds")
 	}
@@ -375,6 +378,15 @@ func TestRealSeedsComplete(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("%s: %v", file, err)
+		}
+		// Each captured packet body is a FuzzMessages seed too.
+		r := bytes.NewReader(data)
+		for i := 0; r.Len() > 0; i++ {
+			body, err := ReadPacket(r, nil)
+			if err != nil {
+				t.Fatalf("%s: packet %d: %v", file, i, err)
+			}
+			writeMessageSeed(t, fmt.Sprintf("%s-%d", filepath.Base(file), i), body)
 		}
 	}
 }
