@@ -54,7 +54,7 @@ type fixtureOpts struct {
 	engElixir string // elixir launcher for an Elixir engineer
 }
 
-func startFixture(t *testing.T, o fixtureOpts) *fixture {
+func startFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	beamtest.RequireErl(t)
 	if o.mode == "" {
@@ -115,7 +115,7 @@ func startFixture(t *testing.T, o fixtureOpts) *fixture {
 	return f
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
