@@ -41,10 +41,12 @@ type fixture struct {
 	auditPath string
 	log       *audit.Log
 	epmdPort  int
+	relayAddr string
 }
 
 type fixtureOpts struct {
 	cookies   CookieSource // default staticCookies(prodCookie)
+	limits    Limits
 	mode      policy.Mode
 	engCookie string // the cookie the engineer node uses; default engCookie
 	engKind   string
@@ -79,7 +81,7 @@ func startFixture(t testing.TB, o fixtureOpts) *fixture {
 	if o.cookies == nil {
 		o.cookies = staticCookies(prodCookie)
 	}
-	f.relay = New(Config{Audit: f.log, Cookies: o.cookies})
+	f.relay = New(Config{Audit: f.log, Cookies: o.cookies, Limits: o.limits})
 	t.Cleanup(f.relay.Close)
 
 	profile, err := policy.Load("readonly")
@@ -89,6 +91,7 @@ func startFixture(t testing.TB, o fixtureOpts) *fixture {
 	target := Target{Cluster: "test", Name: prodName, Dial: fmt.Sprintf("127.0.0.2:%d", f.epmdPort)}
 	relayLn := listen(t)
 	target.GatewayPort = relayLn.Addr().(*net.TCPAddr).Port
+	f.relayAddr = relayLn.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	eng := Engineer{User: "alice", Roles: []string{"observer"}, Session: "test", Cookies: []string{engCookie}, Profile: profile, Mode: o.mode}
