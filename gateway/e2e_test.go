@@ -42,6 +42,7 @@ type gatewayEnv struct {
 
 // fakeRelay records what the front door hands to the relay.
 type fakeRelay struct {
+	block chan struct{} // if set, Serve holds the session until it closes
 	mu    sync.Mutex
 	calls []relay.Engineer
 	tgts  []relay.Target
@@ -52,6 +53,12 @@ func (f *fakeRelay) Serve(ctx context.Context, eng relay.Engineer, t relay.Targe
 	f.calls = append(f.calls, eng)
 	f.tgts = append(f.tgts, t)
 	f.mu.Unlock()
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+		}
+	}
 	conn.Write([]byte("relay:" + t.Name + "\n"))
 	return conn.Close()
 }

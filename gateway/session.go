@@ -280,7 +280,7 @@ func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*N
 	fmt.Fprintf(out, "\n1. Forward epmd and the distribution port(s) (leave it running):\n\n")
 	fmt.Fprintf(out, "  ssh -N %s %s@%s%s\n", fwd, user, sshHost, portFlag)
 	fmt.Fprintf(out, "\n2. In another terminal, map %s to your machine and use the forwarded epmd:\n\n", host)
-	fmt.Fprintf(out, "  cat > %s <<'EOF'\n  {host, {127,0,0,1}, [%q]}.\n  {lookup, [file, native]}.\n  EOF\n", inetrc, host)
+	fmt.Fprintf(out, "  printf '%%s\\n' '{host, {127,0,0,1}, [%q]}.' '{lookup, [file, native]}.' > %s\n", host, inetrc)
 	fmt.Fprintf(out, "  export ERL_EPMD_PORT=%d ERL_INETRC=%s\n", localEpmdPort, inetrc)
 	long := on[0].LongName()
 	fmt.Fprintf(out, "\n3. Start a hidden node with your gateway cookie and connect:\n\n")

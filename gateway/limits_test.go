@@ -1,0 +1,215 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// goClient dials the gateway with x/crypto as user with the key at path.
+func (e *gatewayEnv) goClient(user, keyPath string) (*gossh.Client, error) {
+	b, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := gossh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, err
+	}
+	return gossh.Dial("tcp", e.addr, &gossh.ClientConfig{
+		User:            user,
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(),
+		Timeout:         10 * time.Second,
+	})
+}
+
+func TestNoneAndUnprovenKeys(t *testing.T) {
+	e := startGateway(t, envOptions{})
+	// No auth methods at all: "none" must be refused.
+	_, err := gossh.Dial("tcp", e.addr, &gossh.ClientConfig{User: "alice", HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err == nil {
+		t.Fatal(`"none" authentication accepted`)
+	}
+	// A client that offers alice's public key but signs with another key
+	// (it cannot prove alice's key) is refused.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	otherSigner, _ := gossh.NewSignerFromKey(other)
+	alicePub, _, _, _, _ := gossh.ParseAuthorizedKey([]byte(readPub(t, e.aliceK)))
+	liar := &lyingSigner{Signer: otherSigner, pub: alicePub}
+	_, err = gossh.Dial("tcp", e.addr, &gossh.ClientConfig{User: "alice", Auth: []gossh.AuthMethod{gossh.PublicKeys(liar)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err == nil {
+		t.Fatal("a key the client cannot prove was accepted")
+	}
+}
+
+// lyingSigner presents pub but signs with another key.
+type lyingSigner struct {
+	gossh.Signer
+	pub gossh.PublicKey
+}
+
+func (l *lyingSigner) PublicKey() gossh.PublicKey { return l.pub }
+
+func TestHandshakeTimeout(t *testing.T) {
+	e := startGateway(t, envOptions{extraYAML: "limits:\n  handshake_timeout: 1s\n"})
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Send a version line and then nothing: the gateway must hang up.
+	c.Write([]byte("SSH-2.0-silent\r\n"))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("connection still open long after the handshake timeout")
+			}
+			break
+		}
+	}
+	e.waitAudit("handshake timeout")
+}
+
+func TestChannelAndConnectionLimits(t *testing.T) {
+	e := startGateway(t, envOptions{extraYAML: "limits:\n  max_channels_per_connection: 2\n  max_connections_per_user: 2\n"})
+	c1, err := e.goClient("alice", e.aliceK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	// Epmd-face channels stay open waiting for a request.
+	for i := 0; i < 2; i++ {
+		ch, err := c1.Dial("tcp", "prod-01:4369")
+		if err != nil {
+			t.Fatalf("channel %d: %v", i, err)
+		}
+		defer ch.Close()
+	}
+	_, err = c1.Dial("tcp", "prod-01:4369")
+	var oce *gossh.OpenChannelError
+	if !errors.As(err, &oce) || oce.Reason != gossh.ResourceShortage {
+		t.Errorf("third channel: err = %v, want ResourceShortage", err)
+	}
+	// Refused destinations are Prohibited.
+	_, err = c1.Dial("tcp", "example.com:80")
+	if !errors.As(err, &oce) || oce.Reason != gossh.Prohibited {
+		t.Errorf("open proxy attempt: err = %v, want Prohibited", err)
+	}
+
+	c2, err := e.goClient("alice", e.aliceK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.goClient("alice", e.aliceK); err == nil {
+		t.Error("third connection for alice accepted")
+	}
+	// bob is not limited by alice's connections.
+	c3, err := e.goClient("bob", e.bobK)
+	if err != nil {
+		t.Errorf("bob refused: %v", err)
+	} else {
+		c3.Close()
+	}
+	c2.Close()
+	// After a connection closes, its slot is released (bounded retry:
+	// the server notices the close asynchronously).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c4, err := e.goClient("alice", e.aliceK)
+		if err == nil {
+			c4.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not released: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.waitAudit("too many connections for user", "too many channels on this connection")
+}
+
+func TestSessionsPerTarget(t *testing.T) {
+	block := make(chan struct{})
+	e := startGateway(t, envOptions{extraYAML: "limits:\n  max_sessions_per_target: 1\n"})
+	e.relay.block = block
+	defer close(block)
+	c, err := e.goClient("alice", e.aliceK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ch, err := c.Dial("tcp", "prod-01:4370")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	_, err = c.Dial("tcp", "prod-01:4370")
+	var oce *gossh.OpenChannelError
+	if !errors.As(err, &oce) || oce.Reason != gossh.ResourceShortage {
+		t.Errorf("second session to the target: err = %v, want ResourceShortage", err)
+	}
+	e.relay.mu.Lock()
+	defer e.relay.mu.Unlock()
+	if len(e.relay.calls) != 1 {
+		t.Fatalf("relay calls = %d", len(e.relay.calls))
+	}
+	eng, tgt := e.relay.calls[0], e.relay.tgts[0]
+	if eng.User != "alice" || eng.Profile == nil || eng.Mode != "enforce" || len(eng.Cookies) != 2 ||
+		eng.Cookies[0] != e.gw.Cookie("alice", time.Now()) || eng.Session == "" || !strings.HasPrefix(eng.KeyID, "SHA256:") {
+		t.Errorf("engineer = %+v", eng)
+	}
+	if tgt.Name != "prismatic@prod-01" || tgt.Cluster != "prismatic" || tgt.GatewayPort != 4370 || tgt.Dial != "127.0.0.2:1" {
+		t.Errorf("target = %+v", tgt)
+	}
+}
+
+// TestRecipeInetrc runs the banner's printf line and checks the file.
+func TestRecipeInetrc(t *testing.T) {
+	var out bytes.Buffer
+	n := &Node{Name: "prismatic@prod-01.example.com", Alive: "prismatic", Host: "prod-01.example.com", GatewayPort: 4370}
+	writeRecipe(&out, "alice", "bastion", "2222", n.Host, []*Node{n}, "COOKIE", 14369)
+	text := out.String()
+	for _, want := range []string{"iex --name me@127.0.0.1 --hidden --cookie COOKIE", "erl -name me@127.0.0.1 -hidden -setcookie COOKIE",
+		"ssh -N -L 14369:prod-01.example.com:4369 -L 4370:prod-01.example.com:4370 alice@bastion -p 2222"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("long-name recipe lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "sname") {
+		t.Errorf("long-name recipe uses short names:\n%s", text)
+	}
+	var line string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "printf") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	home := t.TempDir()
+	cmd := exec.Command("sh", "-c", line)
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v %s", line, err, out)
+	}
+	got, err := os.ReadFile(filepath.Join(home, ".beamgate-prod-01.example.com.inetrc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "{host, {127,0,0,1}, [\"prod-01.example.com\"]}.\n{lookup, [file, native]}.\n"; string(got) != want {
+		t.Errorf("inetrc = %q, want %q", got, want)
+	}
+}
