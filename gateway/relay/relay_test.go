@@ -181,39 +181,40 @@ func TestRelayReadOnlyMatchesDirect(t *testing.T) {
 // streams to the engineer's process and exits normally.
 func TestRelayObserverBackend(t *testing.T) {
 	f := startFixture(t, fixtureOpts{noDirect: true})
-	checks := map[string]string{
-		"procs_info": `P = ` + prodAtomErl + `, process_flag(trap_exit, true),
+	for _, c := range observerChecks {
+		t.Run(c.name, func(t *testing.T) { c.check(t, f.eng) })
+	}
+}
+
+// observerCheck is one read-only tool protocol an engineer runs against
+// production, with the printed result it must give.
+type observerCheck struct{ name, expr, want string }
+
+var observerChecks = []observerCheck{
+	{"procs_info", `P = ` + prodAtomErl + `, process_flag(trap_exit, true),
 			C = spawn_link(P, observer_backend, procs_info, [self()]),
 			Collect = fun Collect(Acc) -> receive {procs_info, C, L} -> Collect(Acc ++ L); {'EXIT', C, normal} -> Acc after 10000 -> timeout end end,
-			case Collect([]) of timeout -> timeout; L -> length(L) > 10 end.`,
-		"etop_collect": `P = ` + prodAtomErl + `, process_flag(trap_exit, true),
+			case Collect([]) of timeout -> timeout; L -> length(L) > 10 end.`, "true"},
+	{"etop_collect", `P = ` + prodAtomErl + `, process_flag(trap_exit, true),
 			C = spawn_link(P, observer_backend, etop_collect, [self()]),
-			receive {C, Info} -> element(1, Info) after 10000 -> timeout end.`,
-		"get_table": `P = ` + prodAtomErl + `,
+			receive {C, Info} -> element(1, Info) after 10000 -> timeout end.`, "etop_info"},
+	{"get_table", `P = ` + prodAtomErl + `,
 			Pid = rpc:call(P, observer_backend, get_table, [self(), beamgate_orders, ets]),
 			Collect = fun Collect(Acc) -> receive {Pid, '$end_of_table'} -> Acc; {Pid, Rows} -> Collect(Acc ++ Rows) after 10000 -> timeout end end,
-			lists:sort(Collect([])).`,
-		"get_table_list": `P = ` + prodAtomErl + `,
-			lists:member(beamgate_orders, [proplists:get_value(name, T) || T <- rpc:call(P, observer_backend, get_table_list, [ets, [{sys_hidden, false}, {unread_hidden, false}]])]).`,
-		"fetch_stats": `P = ` + prodAtomErl + `, process_flag(trap_exit, true),
+			lists:sort(Collect([])).`, "[[{1,<<\"widget\">>,3}],[{2,<<\"gadget\">>,7}],[{3,<<\"sprocket\">>,11}],[{4,<<\"gizmo\">>,2}],[{5,<<\"doohickey\">>,5}]]"},
+	{"get_table_list", `P = ` + prodAtomErl + `,
+			lists:member(beamgate_orders, [proplists:get_value(name, T) || T <- rpc:call(P, observer_backend, get_table_list, [ets, [{sys_hidden, false}, {unread_hidden, false}]])]).`, "true"},
+	{"fetch_stats", `P = ` + prodAtomErl + `, process_flag(trap_exit, true),
 			C = spawn_link(P, observer_backend, fetch_stats, [self(), 200]),
 			R = receive {stats, _, _, _, _} = S -> element(1, S) after 5000 -> timeout end,
-			C ! exit, receive {'EXIT', C, _} -> R after 5000 -> no_exit end.`,
-	}
-	want := map[string]string{
-		"procs_info":     "true",
-		"etop_collect":   "etop_info",
-		"get_table":      "[[{1,<<\"widget\">>,3}],[{2,<<\"gadget\">>,7}],[{3,<<\"sprocket\">>,11}],[{4,<<\"gizmo\">>,2}],[{5,<<\"doohickey\">>,5}]]",
-		"get_table_list": "true",
-		"fetch_stats":    "stats",
-	}
-	for name, expr := range checks {
-		t.Run(name, func(t *testing.T) {
-			got := f.eng.Eval(t, expr)
-			if w := want[name]; got != w && !(name == "get_table" && strings.Contains(got, "widget")) {
-				t.Errorf("%s = %s, want %s", name, got, w)
-			}
-		})
+			C ! exit, receive {'EXIT', C, _} -> R after 5000 -> no_exit end.`, "stats"},
+}
+
+func (c observerCheck) check(t *testing.T, eng *beamtest.Node) {
+	t.Helper()
+	got := eng.Eval(t, c.expr)
+	if got != c.want && !(c.name == "get_table" && strings.Contains(got, "widget")) {
+		t.Errorf("%s = %s, want %s", c.name, got, c.want)
 	}
 }
 
@@ -244,25 +245,29 @@ var refusals = []refusalCase{
 	{"multicall", `rpc:multicall([P], ets, delete_all_objects, [beamgate_orders])`, "{[{badrpc,{'EXIT',{beamgate_denied,{ets,delete_all_objects,1},", "ets.write"},
 }
 
+// check runs the refused expression on eng and checks the engineer's
+// answer; it logs how long the refusal took.
+func (r refusalCase) check(t *testing.T, eng *beamtest.Node, marker string) {
+	t.Helper()
+	expr := fmt.Sprintf(`P = %s, Marker = %q, T0 = erlang:monotonic_time(microsecond), R = begin %s end, {erlang:monotonic_time(microsecond) - T0, R}.`,
+		prodAtomErl, marker, r.expr)
+	got := eng.Eval(t, expr)
+	var us int
+	if _, err := fmt.Sscanf(got, "{%d,", &us); err != nil {
+		t.Fatalf("reply %s", got)
+	}
+	rest := got[strings.Index(got, ",")+1:]
+	if !strings.HasPrefix(rest, r.want) {
+		t.Fatalf("got %s\nwant prefix %s", rest, r.want)
+	}
+	t.Logf("%s refused in %d µs", r.name, us)
+}
+
 func TestRelayRefusesAtOnce(t *testing.T) {
 	f := startFixture(t, fixtureOpts{})
 	before := f.prod.Snapshot(t)
 	for _, r := range refusals {
-		t.Run(r.name, func(t *testing.T) {
-			expr := fmt.Sprintf(`P = %s, Marker = %q, T0 = erlang:monotonic_time(microsecond), R = begin %s end, {erlang:monotonic_time(microsecond) - T0, R}.`,
-				prodAtomErl, f.prod.MarkerPath, r.expr)
-			got := f.eng.Eval(t, expr)
-			var us int
-			var rest string
-			if _, err := fmt.Sscanf(got, "{%d,", &us); err != nil {
-				t.Fatalf("reply %s", got)
-			}
-			rest = got[strings.Index(got, ",")+1:]
-			if !strings.HasPrefix(rest, r.want) {
-				t.Fatalf("got %s\nwant prefix %s", rest, r.want)
-			}
-			t.Logf("%s refused in %d µs", r.name, us)
-		})
+		t.Run(r.name, func(t *testing.T) { r.check(t, f.eng, f.prod.MarkerPath) })
 	}
 	// Signals and sends with no reply to wait for are dropped and audited.
 	f.eng.Eval(t, fmt.Sprintf(`P = %s, S = rpc:call(P, erlang, whereis, [beamgate_state]), exit(S, kill), {beamgate_state, P} ! {set, 0}, S ! {set, 1}, group_leader(self(), S), ok.`, prodAtomErl))
