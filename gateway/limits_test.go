@@ -213,3 +213,20 @@ func TestRecipeInetrc(t *testing.T) {
 		t.Errorf("inetrc = %q, want %q", got, want)
 	}
 }
+
+func TestIdleTimeout(t *testing.T) {
+	e := startGateway(t, envOptions{extraYAML: "limits:\n  idle_timeout: 1s\n  keepalive_interval: 1s\n"})
+	c, err := e.goClient("alice", e.aliceK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("idle connection not closed")
+	}
+	e.waitAudit("idle timeout")
+}

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzDecideForward checks the open-proxy invariant: whatever host and
+// port an engineer asks for, a channel is allowed only to the host of a
+// node the user may reach, on 4369 or that node's gateway port.
+func FuzzDecideForward(f *testing.F) {
+	cfg, err := ParseConfig([]byte(exampleConfig), "/etc/beamgate")
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &Server{cfg: cfg}
+	f.Add("alice", "prod-01", uint32(4369))
+	f.Add("alice", "prod-01", uint32(4370))
+	f.Add("alice", "PROD-01", uint32(4370))
+	f.Add("alice", "prod-01", uint32(22))
+	f.Add("alice", "10.0.0.5", uint32(4370))
+	f.Add("alice", "example.com", uint32(80))
+	f.Add("mallory", "prod-01", uint32(4369))
+	f.Add("alice", "prod-01\x00", uint32(4370))
+	f.Fuzz(func(t *testing.T, user, host string, port uint32) {
+		d := s.decideForward(user, host, port)
+		if d.kind == "" {
+			if d.deny == "" {
+				t.Fatal("refusal without a reason")
+			}
+			return
+		}
+		if user != "alice" || !strings.EqualFold(host, "prod-01") {
+			t.Fatalf("allowed %s to %s:%d", user, host, port)
+		}
+		switch d.kind {
+		case "epmd":
+			if port != 4369 {
+				t.Fatalf("epmd face on port %d", port)
+			}
+		case "relay":
+			if port != 4370 || d.node == nil || d.node.Name != "prismatic@prod-01" || d.grant.Profile == nil {
+				t.Fatalf("relay to %+v on port %d", d.node, port)
+			}
+		default:
+			t.Fatalf("unknown kind %q", d.kind)
+		}
+	})
+}
+
+// FuzzParseConfig: arbitrary configuration text never panics, and
+// anything accepted has every node named and ported.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(exampleConfig))
+	f.Add([]byte("listen: [\n"))
+	f.Add([]byte("clusters: {a: {nodes: [{name: a@b, dial: 'x:1', gateway_port: 70000}]}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		cfg, err := ParseConfig(data, "/etc/beamgate")
+		if err != nil {
+			return
+		}
+		for _, n := range cfg.Nodes() {
+			if n.Alive == "" || n.Host == "" || n.GatewayPort < 1 || n.GatewayPort > 65535 || n.GatewayPort == 4369 {
+				t.Fatalf("accepted node %+v", n)
+			}
+		}
+	})
+}
