@@ -1,0 +1,16 @@
+// Package views owns beamgate's recon-style views of a production node:
+// top processes by memory, reductions, mailbox or heap, ETS tables,
+// application supervision trees, a process summary, node statistics and
+// refc-binary holders. Each view is a function returning typed rows plus
+// renderers to an aligned text table and to JSON; Run parses an SSH
+// command line into a view, Watch redraws one in place.
+//
+// Views only read. Every rpc call they make goes through a Caller; the
+// gateway gives them a PolicedCaller, which evaluates each call with the
+// engineer's policy profile exactly as a relayed erpc call would be and
+// appends an audit record before the call leaves. The work per view is
+// bounded: processes are sampled in chunks with bounded concurrency, the
+// number of processes sampled and rows returned are capped, watch
+// intervals under a second are refused and a Limiter keeps one view
+// running per user and node.
+package views

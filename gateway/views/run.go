@@ -1,0 +1,219 @@
+package views
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ViewTimeout bounds one rendering of a view (one refresh of a watch).
+const ViewTimeout = 2 * time.Minute
+
+// UsageError is a command line Run cannot parse; its text is for the
+// engineer.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return "views: " + e.Msg + " (see help)" }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Help describes the commands.
+func Help() string {
+	return `beamgate views: read-only, audited views of a production node
+
+  top NODE [--by memory|reductions|message_queue_len|total_heap_size] [-n 10] [--window 1s]
+        top processes: pid, registered name or initial call, current function
+        and the value; reductions are the delta over --window (like
+        recon:proc_window), not the lifetime total
+  ets NODE [--by memory|size] [-n 20]
+        ETS tables: name, owner, type, size, memory (bytes), protection
+  apps NODE
+        applications and supervision trees; children not running are flagged
+  info NODE PID|NAME
+        one process: status, memory, links, monitors, current stack;
+        never its messages, dictionary or state
+  stats NODE [--window 1s]
+        scheduler utilisation, run queues, memory by type, process, port,
+        atom and ETS counts against their limits, IO
+  binaries NODE [-n 10]
+        processes holding the most refc-binary memory, from
+        process_info(P, binary) only: it does NOT garbage-collect (unlike
+        recon:bin_leak), so it shows what is referenced, not what would leak
+  help
+
+Every command takes --json (one JSON object per line, for tools) and
+--watch 2s (redraw in place, as top does; intervals under 1s are refused).
+Every call a view makes is checked by your role's policy and audited.
+Work per view is bounded: processes are sampled 1000 at a time, at most
+200000 processes and 100 rows; one view runs per user per node.
+`
+}
+
+type runFlags struct {
+	by     string
+	n      int
+	window time.Duration
+	json   bool
+	watch  time.Duration
+	pos    []string
+}
+
+// parse reads flags anywhere among the positional arguments.
+func parse(cmd string, args []string) (*runFlags, error) {
+	f := &runFlags{}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.by, "by", "", "")
+	fs.IntVar(&f.n, "n", 0, "")
+	fs.Func("window", "", func(s string) (err error) { f.window, err = parseDuration(s); return })
+	fs.BoolVar(&f.json, "json", false, "")
+	fs.Func("watch", "", func(s string) (err error) { f.watch, err = parseDuration(s); return })
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", cmd, err)
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			f.pos = append(f.pos, args[0])
+			args = args[1:]
+		}
+	}
+	if f.n < 0 || f.n > MaxRows {
+		return nil, usagef("%s: -n must be 1..%d", cmd, MaxRows)
+	}
+	if f.window < 0 || f.window > MaxWindow {
+		return nil, usagef("%s: --window must be at most %v", cmd, MaxWindow)
+	}
+	return f, nil
+}
+
+// parseDuration accepts Go durations (2s, 500ms) and plain seconds (2).
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// Run runs one view command against the already-resolved target behind
+// caller and writes it to out: args are the command and its flags, such
+// as ["top", "--by", "memory", "-n", "10", "--json"] or ["info",
+// "<0.85.0>"]. With --watch it redraws until ctx ends (JSON: one line per
+// refresh). Errors are *UsageError, *DeniedError, ErrWatchInterval or
+// what the view met.
+func Run(ctx context.Context, caller Caller, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		_, err := io.WriteString(out, Help())
+		return err
+	}
+	cmd := args[0]
+	f, err := parse(cmd, args[1:])
+	if err != nil {
+		return err
+	}
+	view, err := viewFor(cmd, f)
+	if err != nil {
+		return err
+	}
+	ctx = withView(ctx, cmd)
+	render := func(w io.Writer) error {
+		vctx, cancel := context.WithTimeout(ctx, ViewTimeout)
+		defer cancel()
+		res, err := view(vctx, caller)
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return WriteJSON(w, res)
+		}
+		return res.WriteText(w)
+	}
+	switch {
+	case f.watch == 0:
+		return render(out)
+	case f.watch < MinWatchInterval:
+		return ErrWatchInterval
+	case f.json:
+		return watchJSON(ctx, f.watch, render, out)
+	}
+	return Watch(ctx, f.watch, render, out)
+}
+
+// watchJSON renders one JSON line per interval until ctx ends.
+func watchJSON(ctx context.Context, interval time.Duration, render func(io.Writer) error, out io.Writer) error {
+	for {
+		if err := render(out); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if sleep(ctx, interval) != nil {
+			return nil
+		}
+	}
+}
+
+type viewFunc func(context.Context, Caller) (Result, error)
+
+// viewFor checks a command's arguments and returns the view to run.
+func viewFor(cmd string, f *runFlags) (viewFunc, error) {
+	wantPos := 0
+	if cmd == "info" {
+		wantPos = 1
+	}
+	if len(f.pos) != wantPos {
+		if cmd == "info" {
+			return nil, usagef("info takes one PID or registered NAME")
+		}
+		return nil, usagef("%s: unexpected arguments %s", cmd, strings.Join(f.pos, " "))
+	}
+	noFlag := func(name string, set bool) error {
+		if set {
+			return usagef("%s does not take %s", cmd, name)
+		}
+		return nil
+	}
+	switch cmd {
+	case "top":
+		if f.by != "" && !validKey(f.by, TopKeys) {
+			return nil, usagef("top --by %s: want one of %s", f.by, strings.Join(TopKeys, ", "))
+		}
+		opts := TopOptions{By: f.by, N: f.n, Window: f.window}
+		return func(ctx context.Context, c Caller) (Result, error) { return Top(ctx, c, opts) }, nil
+	case "ets":
+		if f.by != "" && !validKey(f.by, ETSKeys) {
+			return nil, usagef("ets --by %s: want one of %s", f.by, strings.Join(ETSKeys, ", "))
+		}
+		return func(ctx context.Context, c Caller) (Result, error) { return ETS(ctx, c, f.by, f.n) }, nil
+	case "apps":
+		if err := errors.Join(noFlag("--by", f.by != ""), noFlag("-n", f.n != 0), noFlag("--window", f.window != 0)); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c Caller) (Result, error) { return Apps(ctx, c) }, nil
+	case "info":
+		if err := errors.Join(noFlag("--by", f.by != ""), noFlag("-n", f.n != 0), noFlag("--window", f.window != 0)); err != nil {
+			return nil, err
+		}
+		proc := f.pos[0]
+		return func(ctx context.Context, c Caller) (Result, error) { return Info(ctx, c, proc) }, nil
+	case "stats":
+		if err := errors.Join(noFlag("--by", f.by != ""), noFlag("-n", f.n != 0)); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c Caller) (Result, error) { return StatsOf(ctx, c, f.window) }, nil
+	case "binaries":
+		if err := errors.Join(noFlag("--by", f.by != ""), noFlag("--window", f.window != 0)); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c Caller) (Result, error) { return Binaries(ctx, c, f.n) }, nil
+	}
+	return nil, usagef("unknown command %q", cmd)
+}
