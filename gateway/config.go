@@ -483,38 +483,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func validName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
+// validName accepts user, cluster and role names.
+func validName(s string) bool { return onlyChars(s, 128, "-_.") }
 
 // validAlive accepts the alive names erl accepts without quoting trouble.
-func validAlive(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
+func validAlive(s string) bool { return onlyChars(s, 255, "-_") }
 
 // validHost accepts host names (letters, digits, '-', '.').
 func validHost(s string) bool {
-	if s == "" || len(s) > 253 || s[0] == '.' || s[0] == '-' {
+	return onlyChars(s, 253, "-.") && s[0] != '.' && s[0] != '-'
+}
+
+// onlyChars reports whether s is non-empty, at most max bytes, and made of
+// ASCII letters, digits and the bytes in extra.
+func onlyChars(s string, max int, extra string) bool {
+	if s == "" || len(s) > max {
 		return false
 	}
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r)) {
 			return false
 		}
 	}

@@ -282,22 +282,17 @@ func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*N
 	fmt.Fprintf(out, "\n2. In another terminal, map %s to your machine and use the forwarded epmd:\n\n", host)
 	fmt.Fprintf(out, "  printf '%%s\\n' '{host, {127,0,0,1}, [%q]}.' '{lookup, [file, native]}.' > %s\n", host, inetrc)
 	fmt.Fprintf(out, "  export ERL_EPMD_PORT=%d ERL_INETRC=%s\n", localEpmdPort, inetrc)
-	long := on[0].LongName()
-	fmt.Fprintf(out, "\n3. Start a hidden node with your gateway cookie and connect:\n\n")
-	if long {
-		fmt.Fprintf(out, "  iex --name me@127.0.0.1 --hidden --cookie %s\n", cookie)
-	} else {
-		fmt.Fprintf(out, "  iex --sname me --hidden --cookie %s\n", cookie)
+	// Nodes on one host share its name style; the engineer's node must match.
+	iexName, erlName := "--sname me", "-sname me"
+	if on[0].LongName() {
+		iexName, erlName = "--name me@127.0.0.1", "-name me@127.0.0.1"
 	}
+	fmt.Fprintf(out, "\n3. Start a hidden node with your gateway cookie and connect:\n\n")
+	fmt.Fprintf(out, "  iex %s --hidden --cookie %s\n", iexName, cookie)
 	for _, n := range on {
 		fmt.Fprintf(out, "    Node.connect(:%q)\n", n.Name)
 	}
-	fmt.Fprintln(out)
-	if long {
-		fmt.Fprintf(out, "  erl -name me@127.0.0.1 -hidden -setcookie %s\n", cookie)
-	} else {
-		fmt.Fprintf(out, "  erl -sname me -hidden -setcookie %s\n", cookie)
-	}
+	fmt.Fprintf(out, "\n  erl %s -hidden -setcookie %s\n", erlName, cookie)
 	for _, n := range on {
 		fmt.Fprintf(out, "    net_adm:ping('%s').\n", n.Name)
 	}
