@@ -18,6 +18,8 @@ import (
 	"beamgate/cookies"
 	"beamgate/gateway/relay"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -193,7 +195,12 @@ roles:
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := zaptest.NewLogger(t)
+	// Operational logs go to the test log and to a buffer checked for
+	// cookies at the end.
+	logBuf := &syncBuffer{}
+	log := zaptest.NewLogger(t).WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewTee(c, zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logBuf), zap.DebugLevel))
+	}))
 	var rl Relayer
 	if o.realRelay {
 		rl = relay.New(relay.Config{Audit: alog, Cookies: store, Log: log})
@@ -218,8 +225,30 @@ roles:
 		srv.Close()
 		<-done
 		alog.Close()
+		logs := logBuf.String()
+		if strings.Contains(logs, prodCookie) || strings.Contains(logs, e.gw.Cookie("alice", time.Now())) {
+			t.Error("operational logs contain a cookie")
+		}
 	})
 	return e
+}
+
+// syncBuffer is a goroutine-safe bytes.Buffer.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // sshResult is one run of the OpenSSH client.

@@ -230,3 +230,52 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	e.waitAudit("idle timeout")
 }
+
+// TestSessionRequestsRefused: X11, agent forwarding and subsystems are
+// refused on a session channel and audited; a PTY and env are harmless.
+func TestSessionRequestsRefused(t *testing.T) {
+	e := startGateway(t, envOptions{})
+	c, err := e.goClient("alice", e.aliceK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ch, reqs, err := c.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	go gossh.DiscardRequests(reqs)
+	x11 := gossh.Marshal(struct {
+		Single        bool
+		Proto, Cookie string
+		Screen        uint32
+	}{false, "MIT-MAGIC-COOKIE-1", "00", 0})
+	for _, r := range []struct {
+		typ     string
+		payload []byte
+	}{{"x11-req", x11}, {"auth-agent-req@openssh.com", nil}, {"subsystem", gossh.Marshal(struct{ Name string }{"sftp"})}} {
+		ok, err := ch.SendRequest(r.typ, true, r.payload)
+		if err != nil || ok {
+			t.Errorf("%s: ok=%v err=%v, want refused", r.typ, ok, err)
+		}
+	}
+	ok, err := ch.SendRequest("pty-req", true, gossh.Marshal(struct {
+		Term             string
+		Cols, Rows, W, H uint32
+		Modes            string
+	}{"xterm", 80, 24, 0, 0, ""}))
+	if err != nil || !ok {
+		t.Errorf("pty-req refused: %v", err)
+	}
+	ok, err = ch.SendRequest("exec", true, gossh.Marshal(struct{ Command string }{"cookie"}))
+	if err != nil || !ok {
+		t.Fatalf("exec cookie: %v %v", ok, err)
+	}
+	out := make([]byte, 64)
+	n, _ := ch.Read(out)
+	if got := string(out[:n]); got != e.gw.Cookie("alice", time.Now())+"\r\n" {
+		t.Errorf("cookie over a PTY = %q", got)
+	}
+	e.waitAudit(`"op":"x11-req"`, `"op":"auth-agent-req@openssh.com"`, `"subsystem":"sftp"`)
+}
