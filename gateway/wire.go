@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"beamgate/audit"
 	"beamgate/cookies"
@@ -12,6 +13,9 @@ import (
 
 	"go.uber.org/zap"
 )
+
+// The file store is the relay's production cookie source.
+var _ relay.CookieSource = (*cookies.FileStore)(nil)
 
 // FromConfig assembles a Server from a validated configuration: it loads
 // or creates the host key and the gateway secret, opens the production
@@ -40,6 +44,16 @@ func FromConfig(cfg *Config, log *zap.Logger) (*Server, error) {
 		fs, err := cookies.NewFileStore(cfg.Cookies.File)
 		if err != nil {
 			return nil, err
+		}
+		have, err := fs.Clusters()
+		if err != nil {
+			return nil, err
+		}
+		for _, cl := range sortedKeys(cfg.Clusters) {
+			if !slices.Contains(have, cl) {
+				return nil, &ConfigError{Key: "cookies.file", Problem: fmt.Sprintf("%s has no cookie for cluster %q", cfg.Cookies.File, cl),
+					Fix: fmt.Sprintf("add a line %q with the cluster's production cookie", cl+": COOKIE")}
+			}
 		}
 		store = fs
 	default:
