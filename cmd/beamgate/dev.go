@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,11 +39,12 @@ const (
 	childStopWait   = 5 * time.Second
 )
 
-func devCmd(args []string, stdout, stderr io.Writer) error {
+func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	state := fs.String("state", defaultStateDir(), "state directory (host key, cookies, audit log, generated key)")
 	listen := fs.String("listen", "127.0.0.1:2222", "SSH listen address")
+	gatewayPort := fs.Int("gateway-port", demoGatewayPort, "the demo node's gateway port (the local port engineers forward)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,9 +60,6 @@ func devCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	keys, generated, err := devUserKeys(*state)
 	if err != nil {
@@ -85,7 +82,7 @@ func devCmd(args []string, stdout, stderr io.Writer) error {
 	}
 
 	cfgPath := filepath.Join(*state, "beamgate.yaml")
-	if err := writeDevConfig(cfgPath, *listen, keys, demo); err != nil {
+	if err := writeDevConfig(cfgPath, *listen, *gatewayPort, keys, demo); err != nil {
 		return err
 	}
 	cfg, err := gateway.LoadConfig(cfgPath)
@@ -180,7 +177,7 @@ func devUserKeys(state string) (keys []string, generated string, err error) {
 
 // writeDevConfig writes the dev configuration. Without a demo node the
 // cluster points at a node nobody runs, so the banner shows it unreachable.
-func writeDevConfig(path, listen string, keys []string, demo *demoProduction) error {
+func writeDevConfig(path, listen string, gatewayPort int, keys []string, demo *demoProduction) error {
 	dial := demoIP + ":4369"
 	if demo != nil {
 		dial = net.JoinHostPort(demoIP, strconv.Itoa(demo.epmdPort))
@@ -190,7 +187,7 @@ func writeDevConfig(path, listen string, keys []string, demo *demoProduction) er
 	fmt.Fprintf(&b, "listen: %q\nhost_key: ./ssh_host_ed25519_key\ngateway_secret_file: ./gateway_secret\n", listen)
 	fmt.Fprintf(&b, "audit:\n  path: ./audit.jsonl\ncookies:\n  backend: file\n  file: ./cookies.yaml\n")
 	fmt.Fprintf(&b, "clusters:\n  %s:\n    nodes:\n      - name: %s\n        dial: %q\n        gateway_port: %d\n",
-		demoCluster, demoNode, dial, demoGatewayPort)
+		demoCluster, demoNode, dial, gatewayPort)
 	fmt.Fprintf(&b, "users:\n  dev:\n    keys:\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "      - %q\n", k)

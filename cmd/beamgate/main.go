@@ -35,10 +35,14 @@ commands:
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run runs one command until it ends or ctx is cancelled (SIGINT/SIGTERM).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -46,9 +50,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serveCmd(args[1:], stderr)
+		err = serveCmd(ctx, args[1:], stderr)
 	case "dev":
-		err = devCmd(args[1:], stdout, stderr)
+		err = devCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "beamgate %s (%s)\n", version, runtime.Version())
 		return 0
@@ -76,7 +80,7 @@ func newLogger() (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-func serveCmd(args []string, stderr io.Writer) error {
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (YAML)")
@@ -100,12 +104,10 @@ func serveCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return serveUntil(ctx, srv, log)
 }
 
-// serveCmd runs srv until ctx ends, then shuts it down gracefully.
+// serveUntil runs srv until ctx ends, then shuts it down gracefully.
 func serveUntil(ctx context.Context, srv *gateway.Server, log *zap.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,23 +14,23 @@ import (
 
 func TestRunCommands(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "beamgate ") {
+	if code := run(context.Background(), []string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "beamgate ") {
 		t.Errorf("version: %d %q", code, out.String())
 	}
-	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 {
 		t.Errorf("unknown command: exit %d", code)
 	}
-	if code := run(nil, &out, &errb); code != 2 {
+	if code := run(context.Background(), nil, &out, &errb); code != 2 {
 		t.Errorf("no command: exit %d", code)
 	}
 	errb.Reset()
-	if code := run([]string{"serve"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--config FILE is required") {
+	if code := run(context.Background(), []string{"serve"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--config FILE is required") {
 		t.Errorf("serve without --config: exit %d %q", code, errb.String())
 	}
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(cfg, []byte("listen: 127.0.0.1:2222\n"), 0o600)
 	errb.Reset()
-	if code := run([]string{"serve", "--config", cfg}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "host_key: missing") {
+	if code := run(context.Background(), []string{"serve", "--config", cfg}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "host_key: missing") {
 		t.Errorf("serve with a bad config: exit %d %q", code, errb.String())
 	}
 }
@@ -65,7 +66,7 @@ func TestDevUserKeysAndConfig(t *testing.T) {
 		t.Errorf("~/.ssh keys: %v %q", keys3, gen3)
 	}
 	cfgPath := filepath.Join(state, "beamgate.yaml")
-	if err := writeDevConfig(cfgPath, "127.0.0.1:2222", keys3, nil); err != nil {
+	if err := writeDevConfig(cfgPath, "127.0.0.1:2222", 4370, keys3, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := gateway.LoadConfig(cfgPath)

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freeLocalPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestDevRecipe runs beamgate dev, logs in with the key it generated, and
+// follows the printed recipe with a real ssh -N -L and a hidden erl node
+// that pings and reads from the demo production node.
+func TestDevRecipe(t *testing.T) {
+	for _, b := range []string{"erl", "epmd", "ssh"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s not installed", b)
+		}
+	}
+	t.Setenv("HOME", t.TempDir())
+	state := t.TempDir()
+	sshPort, gwPort, epmdLocal := freeLocalPort(t), freeLocalPort(t), freeLocalPort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--state", state, "--listen", fmt.Sprintf("127.0.0.1:%d", sshPort),
+			"--gateway-port", strconv.Itoa(gwPort)}, &stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("beamgate dev did not stop")
+		}
+	})
+	deadline := time.Now().Add(40 * time.Second)
+	for !strings.Contains(stdout.String(), "To see your recipe") {
+		if time.Now().After(deadline) {
+			t.Fatalf("beamgate dev did not start:\n%s\n%s", stdout.String(), stderr.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("beamgate dev exited %d:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	key := filepath.Join(state, "dev_ed25519")
+	base := []string{"-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", key, "-p", strconv.Itoa(sshPort)}
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	banner, err := exec.CommandContext(sctx, "ssh", append(base, "dev@127.0.0.1")...).Output()
+	if err != nil {
+		t.Fatalf("ssh dev: %v", err)
+	}
+	if !regexp.MustCompile(`demo@demo-prod\s+demo\s+` + strconv.Itoa(gwPort) + `\s+readonly \(enforce\)\s+yes`).Match(banner) {
+		t.Fatalf("banner does not show the demo node reachable:\n%s", banner)
+	}
+	cookie, err := exec.CommandContext(sctx, "ssh", append(base, "dev@127.0.0.1", "cookie")...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prodCookies, _ := os.ReadFile(filepath.Join(state, "cookies.yaml"))
+	prod := strings.TrimSpace(strings.TrimPrefix(string(prodCookies), "demo:"))
+	if prod == "" || bytes.Contains(banner, []byte(prod)) {
+		t.Fatal("banner shows the production cookie")
+	}
+
+	fwd := exec.Command("ssh", append(base, "-N", "-o", "ExitOnForwardFailure=yes",
+		"-L", fmt.Sprintf("%d:demo-prod:4369", epmdLocal), "-L", fmt.Sprintf("%d:demo-prod:%d", gwPort, gwPort), "dev@127.0.0.1")...)
+	if err := fwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", gwPort), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatal("ssh -L did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	inetrc := filepath.Join(t.TempDir(), "inetrc")
+	os.WriteFile(inetrc, []byte("{host, {127,0,0,1}, [\"demo-prod\"]}.\n{lookup, [file, native]}.\n"), 0o644)
+	ectx, ecancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer ecancel()
+	erl := exec.CommandContext(ectx, "erl", "-sname", "me", "-hidden", "-setcookie", strings.TrimSpace(string(cookie)), "-noshell",
+		"-eval", `io:format("~p ~p~n", [net_adm:ping('demo@demo-prod'), rpc:call('demo@demo-prod', erlang, node, [])]), halt().`)
+	erl.Env = append(os.Environ(), "ERL_EPMD_PORT="+strconv.Itoa(epmdLocal), "ERL_INETRC="+inetrc)
+	erl.Dir = t.TempDir()
+	out, err := erl.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "pong 'demo@demo-prod'" {
+		t.Fatalf("engineer node: %v %s", err, out)
+	}
+	if strings.Contains(string(out), prod) || strings.Contains(stderr.String(), prod) {
+		t.Fatal("production cookie leaked")
+	}
+}
