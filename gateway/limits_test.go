@@ -163,11 +163,21 @@ func TestSessionsPerTarget(t *testing.T) {
 	if !errors.As(err, &oce) || oce.Reason != gossh.ResourceShortage {
 		t.Errorf("second session to the target: err = %v, want ResourceShortage", err)
 	}
+	// The relay is called right after the channel is accepted.
+	for i := 0; ; i++ {
+		e.relay.mu.Lock()
+		n := len(e.relay.calls)
+		e.relay.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if n > 1 || i > 200 {
+			t.Fatalf("relay calls = %d", n)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 	e.relay.mu.Lock()
 	defer e.relay.mu.Unlock()
-	if len(e.relay.calls) != 1 {
-		t.Fatalf("relay calls = %d", len(e.relay.calls))
-	}
 	eng, tgt := e.relay.calls[0], e.relay.tgts[0]
 	if eng.User != "alice" || eng.Profile == nil || eng.Mode != "enforce" || len(eng.Cookies) != 2 ||
 		eng.Cookies[0] != e.gw.Cookie("alice", time.Now()) || eng.Session == "" || !strings.HasPrefix(eng.KeyID, "SHA256:") {
