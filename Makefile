@@ -28,3 +28,13 @@ fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
 			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# Where `make matrix` writes its Markdown result table (for the README).
+MATRIX_OUT ?= bin/matrix.md
+
+.PHONY: matrix
+matrix: ## OTP 25/27/29 + Elixir interop through the relay (root; builds OTP 27/29 chroots once)
+	@mkdir -p $(dir $(MATRIX_OUT))
+	@set +e; BEAMGATE_MATRIX=1 BEAMGATE_MATRIX_OUT=$(abspath $(MATRIX_OUT)) $(GO) test -count=1 -timeout 60m \
+		-run 'TestMatrix|OTP29|TestRelayClearsUnknownFlags|TestReleases|TestElixirReleases' \
+		./gateway/relay/ ./internal/otp/; rc=$$?; cat $(MATRIX_OUT) 2>/dev/null; exit $$rc

@@ -12,9 +12,11 @@
 // host. The chroot shares the host's network, so its nodes bind loopback
 // addresses and register with the host's epmd as usual.
 //
-// Building and entering chroots needs root and debootstrap. When a chroot
-// cannot be built, Erl and Elixir skip the test with the reason; that is
-// the only case in which they skip.
+// The chroot releases are opt-in so that `make test` stays fast: they are
+// used (and built on first use) only when BEAMGATE_MATRIX=1, which
+// `make matrix` sets. Building and entering chroots needs root and
+// debootstrap. When a chroot cannot be built, Erl and Elixir skip the test
+// with the reason.
 package otp
 
 import (
@@ -31,6 +33,12 @@ import (
 	"testing"
 	"time"
 )
+
+// EnableEnv is the environment variable that enables the chroot releases.
+const EnableEnv = "BEAMGATE_MATRIX"
+
+// Enabled reports whether tests may use (and build) the chroot releases.
+func Enabled() bool { return os.Getenv(EnableEnv) == "1" }
 
 // Releases lists the OTP releases Erl and Elixir accept, oldest first.
 var Releases = []string{"25", "27", "29"}
@@ -109,6 +117,9 @@ func Root(t testing.TB, rel string) string {
 	}
 	if r.suite == "" {
 		return ""
+	}
+	if !Enabled() {
+		t.Skipf("otp: OTP %s runs in a Debian %s chroot; set %s=1 (make matrix) to build and use it", rel, r.suite, EnableEnv)
 	}
 	root, err := ensure(r.suite)
 	if err != nil {

@@ -70,8 +70,38 @@ const Known = Published | AtomCache | ExtendedReferences | DistMonitor |
 // Stripped is what beamgate never relays: PUBLISHED (so both ends see a
 // hidden connection), the atom caches and FRAGMENTS (so every frame is the
 // plain pass-through form), NAME_ME (a request handled on the engineer
-// leg), and ALTACT_SIG and NATIVE_RECORDS (signals and terms the policy
-// decoder does not implement).
+// leg), and ALTACT_SIG and NATIVE_RECORDS, decided as follows (issue 7,
+// shown with real OTP 25, 27 and 29 nodes by gateway/relay/matrix_test.go).
+//
+// ALTACT_SIG (bit 37, on by default from OTP 28): masked. Its only use is
+// ALTACT_SIG_SEND (op 37) for priority messages and for sends to an alias,
+// which is how gen_server/gen:call replies travel between two OTP 28+
+// nodes. Without the flag, OTP sends alias messages as ALIAS_SEND (op 33),
+// which the relay already polices, and priority messages as plain sends;
+// only an exit signal to an alias or a priority exit is dropped by the
+// sender, and engineers have no read-only need for either. Measured on
+// OTP 29.1.2: directly, the replies to net_adm:ping and gen_server:call
+// arrive as op 37; through the relay the same calls succeed with the
+// replies as op 33 and no op 37 on either leg (TestAltactSigOTP29). Masking
+// also makes mixed legs (OTP 25/27 on one side, 29 on the other) agree on
+// one frame vocabulary. The relay's decoder still knows op 37
+// (dist.AltactSigSend), so a node sending it regardless is policed, not
+// passed through unparsed.
+//
+// NATIVE_RECORDS (bit 38, new in OTP 29): masked, and native records stay
+// undecodable by the policy decoder. OTP 29.1.2 does NOT consult the flag
+// when encoding: a native record is sent as RECORD_EXT (ETF tag 67:
+// Arity:32, Flags:8, Module, Name, field names, values) on a connection
+// that lacks NATIVE_RECORDS, and even to an OTP 25 peer, which logs "got a
+// corrupted external term" and drops the connection (TestNativeRecordsOTP29). So masking does not keep tag 67 off the wire; it
+// only advertises truthfully. The safety comes from the relay: an engineer
+// frame holding tag 67 fails to decode, is audited as "malformed" and ends
+// the session before production sees a byte of it (production is
+// unchanged, the engineer's next call reconnects). Production→engineer
+// frames are not decoded, so native records from production still reach
+// an OTP 29 engineer (an older engineer's node drops the connection, as it
+// would when connected directly). Decoding tag 67 would only let engineers
+// send native records to production, which no read-only tool needs.
 const Stripped = Published | AtomCache | HiddenAtomCache | DistHdrAtomCache |
 	Fragments | NameMe | AltactSig | NativeRecords
 
@@ -98,6 +128,12 @@ func (f Flags) Expand() Flags {
 // Mask returns the flags to announce to the other leg for a peer that
 // announced f: f expanded, restricted to Relayable. unknown holds the bits
 // of f that beamgate does not know, so the caller can log them once.
+//
+// Relayable is a subset of Known, so a bit added by a future OTP release
+// is always cleared, in both directions, and never passed through for
+// frames the decoder would not understand. Both peers use the
+// intersection of what they were told, so a cleared bit is simply not
+// negotiated.
 func Mask(f Flags) (masked, unknown Flags) {
 	return f.Expand() & Relayable, f &^ Known
 }

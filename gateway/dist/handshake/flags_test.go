@@ -83,3 +83,35 @@ func TestFlagsString(t *testing.T) {
 		}
 	}
 }
+
+// Every bit beamgate does not know, today's internal bits and any a future
+// OTP release adds, is cleared and reported; every known bit outside
+// Relayable is cleared silently.
+func TestMaskClearsEveryUnknownBit(t *testing.T) {
+	if Relayable&^Known != 0 {
+		t.Fatalf("Relayable has unknown bits %v", Relayable&^Known)
+	}
+	const otp29 Flags = 0x6D07DF7FBC
+	for i := range 64 {
+		bit := Flags(1) << i
+		masked, unknown := Mask(otp29 | bit)
+		if masked&^Relayable != 0 {
+			t.Errorf("bit %d: Mask passed %v", i, masked&^Relayable)
+		}
+		if bit&Known == 0 && (unknown != bit || masked&bit != 0) {
+			t.Errorf("bit %d (unknown): masked %v, reported %v", i, masked, unknown)
+		}
+		if bit&Known != 0 && unknown != 0 {
+			t.Errorf("bit %d (known): reported as unknown %v", i, unknown)
+		}
+	}
+	// A future capability bit next to everything OTP 29 offers.
+	const future Flags = 1 << 45
+	masked, unknown := Mask(otp29 | future)
+	if masked&future != 0 || unknown != future {
+		t.Errorf("Mask(OTP 29 | bit 45) = %v, %v", masked, unknown)
+	}
+	if masked&(AltactSig|NativeRecords) != 0 {
+		t.Errorf("Mask kept OTP 28/29 flags beamgate masks: %v", masked)
+	}
+}
