@@ -264,6 +264,7 @@ func newVaultClient(cfg VaultConfig) (*vault.Client, error) {
 		return nil, fmt.Errorf("cookies: vault client defaults: %w", vc.Error)
 	}
 	vc.Address = cfg.Address
+	vc.AgentAddress = "" // VAULT_AGENT_ADDR would override Address
 	vc.Timeout = cfg.Timeout
 	vc.MaxRetries = cfg.MaxRetries
 	vc.MinRetryWait = 100 * time.Millisecond
@@ -305,7 +306,7 @@ func newVaultClient(cfg VaultConfig) (*vault.Client, error) {
 	// the token method may use the environment's token, at login.
 	client.ClearToken()
 	client.ClearNamespace()
-	client.SetHeaders(nil)
+	client.SetHeaders(http.Header{vault.RequestHeaderName: {"true"}})
 	if client.Address() != strings.TrimRight(cfg.Address, "/") && client.Address() != cfg.Address {
 		return nil, fmt.Errorf("cookies: vault client address %q differs from the configured %q", client.Address(), cfg.Address)
 	}
@@ -507,6 +508,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// forget drops cluster's cached cookie, so the next request reads Vault.
+func (s *VaultStore) forget(cluster string) {
+	s.mu.Lock()
+	delete(s.cache, cluster)
+	s.mu.Unlock()
 }
 
 // ClusterPath returns the KV path (below the mount) of cluster's secret.
@@ -757,3 +765,5 @@ func isCASMismatch(err error) bool {
 	}
 	return false
 }
+
+func nopLogger() *zap.Logger { return zap.NewNop() }
