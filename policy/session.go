@@ -46,6 +46,19 @@ func (s *AtomSet) Add(a term.Atom) {
 	s.mu.Unlock()
 }
 
+// AddBytes records an atom given as UTF-8 text; it allocates only for an
+// atom the set does not hold yet.
+func (s *AtomSet) AddBytes(b []byte) {
+	s.mu.RLock()
+	_, ok := s.m[term.Atom(b)]
+	full := len(s.m) >= s.max
+	s.mu.RUnlock()
+	if ok || full {
+		return
+	}
+	s.Add(term.Atom(b))
+}
+
 // Has reports whether a is known.
 func (s *AtomSet) Has(a term.Atom) bool {
 	s.mu.RLock()

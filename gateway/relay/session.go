@@ -225,7 +225,7 @@ func (s *session) productionReader(ctx context.Context) error {
 	fr := dist.NewFrameReader(s.pconn, s.r.limits.MaxProductionFrame)
 	known := s.pol.Known()
 	skipLim := term.Limits{MaxDepth: 1000, MaxElements: 1 << 30, MaxAtomLen: 255, MaxBinary: s.r.limits.MaxProductionFrame, MaxBigBytes: 1 << 20}
-	learn := func(a term.Atom) { known.Add(a) }
+	learn := (&atomLearner{set: known}).learn
 	for {
 		frame, err := fr.Next()
 		if err != nil {
@@ -249,8 +249,8 @@ func (s *session) productionReader(ctx context.Context) error {
 			s.pol.Observe(ctrl, frame[off:])
 			// Learn which atoms exist on production, so engineers may send
 			// them back without spending their atom budget.
-			if _, err := term.Skip(frame[1:], &skipLim, learn); err == nil && off < len(frame) {
-				_, _ = term.Skip(frame[off:], &skipLim, learn)
+			if _, err := term.SkipAtoms(frame[1:], &skipLim, learn); err == nil && off < len(frame) {
+				_, _ = term.SkipAtoms(frame[off:], &skipLim, learn)
 			}
 		} else {
 			s.r.log.Warn("undecodable control message from production, forwarded as is",
@@ -433,4 +433,24 @@ func (q *outQueue) close() {
 	case q.ready <- struct{}{}:
 	default:
 	}
+}
+
+// atomLearner feeds production's atoms to the target's AtomSet. Large
+// frames repeat a few atoms over and over (field names, the node name), so
+// it remembers the last few it passed on and skips the set's map for them.
+type atomLearner struct {
+	set    *policy.AtomSet
+	recent [16]string
+	next   int
+}
+
+func (l *atomLearner) learn(b []byte) {
+	for i := range l.recent {
+		if l.recent[i] == string(b) {
+			return
+		}
+	}
+	l.set.AddBytes(b)
+	l.recent[l.next] = string(b)
+	l.next = (l.next + 1) % len(l.recent)
 }

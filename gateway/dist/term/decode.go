@@ -43,6 +43,18 @@ func Unmarshal(src []byte, lim *Limits) (Term, error) {
 // which it builds to detect duplicates.
 func Skip(src []byte, lim *Limits, onAtom func(Atom)) (n int, err error) {
 	d := decoder{src: src, onAtom: onAtom}
+	return d.skip(lim)
+}
+
+// SkipAtoms is Skip for callers that look most atoms up rather than keep
+// them: fn gets each atom's UTF-8 text in a slice that is only valid during
+// the call, so scanning a large term allocates nothing.
+func SkipAtoms(src []byte, lim *Limits, fn func(utf8 []byte)) (n int, err error) {
+	d := decoder{src: src, onAtomBytes: fn}
+	return d.skip(lim)
+}
+
+func (d *decoder) skip(lim *Limits) (n int, err error) {
 	d.init(lim)
 	if _, err := d.top(); err != nil {
 		return 0, err
@@ -61,6 +73,9 @@ type decoder struct {
 	depth  int
 	build  bool
 	onAtom func(Atom)
+	// onAtomBytes, for SkipAtoms, gets each atom's UTF-8 text without an
+	// allocation; the slice is only valid during the call.
+	onAtomBytes func([]byte)
 
 	lastAtom  Atom // the last non-interned atom, reused for repeated node names
 	lastBoxed Term // lastAtom as a Term, once needed
@@ -348,16 +363,15 @@ func (d *decoder) atom() (a Atom, boxed Term, err error) {
 	b := d.src[d.off : d.off+n]
 	d.off += n
 	latin1 := tag == tagAtom || tag == tagSmallAtom
-	var buf [2 * 255]byte
 	if latin1 {
 		if n > d.lim.MaxAtomLen {
 			return "", nil, d.fail(tag, start, ErrBadAtom, "longer than "+strconv.Itoa(d.lim.MaxAtomLen)+" characters")
 		}
 		if !isASCII(b) {
-			u := buf[:0]
-			if n > len(buf)/2 {
-				u = make([]byte, 0, 2*n)
-			}
+			// Rare (deprecated tag, non-ASCII text): a heap buffer here
+			// keeps the common path free of a stack buffer that callbacks
+			// would make escape.
+			u := make([]byte, 0, 2*n)
 			for _, c := range b {
 				u = utf8.AppendRune(u, rune(c))
 			}
@@ -371,8 +385,15 @@ func (d *decoder) atom() (a Atom, boxed Term, err error) {
 			return "", nil, d.fail(tag, start, ErrBadAtom, "longer than "+strconv.Itoa(d.lim.MaxAtomLen)+" characters")
 		}
 	}
+	if !d.build && d.onAtomBytes != nil {
+		d.onAtomBytes(b)
+		return "", nil, nil
+	}
 	if !d.build && d.onAtom == nil {
 		return "", nil, nil
+	}
+	if d.onAtomBytes != nil {
+		d.onAtomBytes(b) // a map key, built to detect duplicates
 	}
 	a, boxed = d.makeAtom(b)
 	if d.onAtom != nil {
