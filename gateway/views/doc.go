@@ -9,7 +9,7 @@
 // gateway gives them a PolicedCaller, which evaluates each call with the
 // engineer's policy profile exactly as a relayed erpc call would be and
 // appends an audit record before the call leaves. The work per view is
-// bounded: processes are sampled in chunks with bounded concurrency, the
+// bounded: each call reads one process with bounded concurrency, the
 // number of processes sampled and rows returned are capped, watch
 // intervals under a second are refused and a Limiter keeps one view
 // running per user and node.

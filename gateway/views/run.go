@@ -51,8 +51,9 @@ func Help() string {
 Every command takes --json (one JSON object per line, for tools) and
 --watch 2s (redraw in place, as top does; intervals under 1s are refused).
 Every call a view makes is checked by your role's policy and audited.
-Work per view is bounded: processes are sampled 1000 at a time, at most
-200000 processes and 100 rows; one view runs per user per node.
+Work per view is bounded: each call reads one process, at most 32 calls
+are in flight, at most 200000 processes are sampled and 100 rows shown;
+one view runs per user per node.
 `
 }
 
