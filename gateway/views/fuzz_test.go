@@ -154,7 +154,10 @@ func FuzzViewReplies(f *testing.F) {
 			return
 		}
 		done := make(chan struct{})
-		go func() { runAllViews(scriptedCaller{mfa: fuzzMFAs[int(data[0])%len(fuzzMFAs)], reply: reply}); close(done) }()
+		go func() {
+			runAllViews(scriptedCaller{mfa: fuzzMFAs[int(data[0])%len(fuzzMFAs)], reply: reply})
+			close(done)
+		}()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
