@@ -1,0 +1,19 @@
+# Policy for beamgate processes that rotate cookies and offboard users
+# (`beamgate cookie rotate`, `beamgate offboard`), and for gateways that
+# run them. KV v2 mount "secret", beamgate's default paths.
+
+# Production cookies: read the newest and the previous version, and write
+# a new version with check-and-set during a rotation.
+path "secret/data/beamgate/clusters/*" {
+  capabilities = ["read", "create", "update"]
+}
+
+# Rotation progress, so a crashed rotation can be finished by a later run.
+path "secret/data/beamgate/rotations/*" {
+  capabilities = ["read", "create", "update"]
+}
+
+# The revocation list: read by the watcher, appended to by offboarding.
+path "secret/data/beamgate/revocations" {
+  capabilities = ["read", "create", "update"]
+}
