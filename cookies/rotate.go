@@ -440,6 +440,7 @@ func casPut(ctx context.Context, s *VaultStore, path string, data map[string]any
 	}
 	cur, rerr := s.kvGet(ctx, path, 0)
 	if rerr == nil && cur.VersionMetadata != nil && cur.VersionMetadata.Version == cas+1 && cur.Data != nil && ours(cur.Data) {
+		s.log.Info("check-and-set refusal was our own retried write", zap.String("path", path), zap.Int("version", cas+1))
 		return cas + 1, nil
 	}
 	return 0, err
