@@ -147,13 +147,36 @@ func (rv *Revocations) read(ctx context.Context) (int, revocationList, error) {
 	if sec.Data == nil { // latest version deleted
 		return sec.VersionMetadata.Version, list, nil
 	}
-	if err := decodeKV(sec.Data, &list); err != nil {
+	list, err = decodeRevocationList(sec.Data)
+	if err != nil {
 		return 0, list, fmt.Errorf("cookies: revocation list version %d: %w", sec.VersionMetadata.Version, err)
 	}
-	if len(list.Entries) > MaxRevocations {
-		return 0, list, fmt.Errorf("cookies: revocation list has %d entries, more than %d", len(list.Entries), MaxRevocations)
-	}
 	return sec.VersionMetadata.Version, list, nil
+}
+
+// decodeRevocationList decodes the list's KV data. An entry that names
+// nothing to revoke is refused rather than skipped: a list edited by hand
+// into a shape beamgate does not understand must not silently revoke less.
+func decodeRevocationList(data map[string]any) (revocationList, error) {
+	var list revocationList
+	switch raw := data["entries"].(type) {
+	case nil:
+	case []any:
+		if len(raw) > MaxRevocations {
+			return list, fmt.Errorf("%d entries, more than %d", len(raw), MaxRevocations)
+		}
+	default:
+		return list, errors.New("entries is not a list")
+	}
+	if err := decodeKV(data, &list); err != nil {
+		return revocationList{}, err
+	}
+	for i, e := range list.Entries {
+		if e.User == "" && e.Fingerprint == "" && e.KeyID == "" && e.Serial == 0 {
+			return revocationList{}, fmt.Errorf("entry %d names no user, key or certificate", i)
+		}
+	}
+	return list, nil
 }
 
 // Revoke appends rev to the list with check-and-set, retrying when another
