@@ -2,7 +2,9 @@
 // server engineers log in to with keys or certificates, and the brokering
 // of their direct-tcpip channels into the epmd face and the distribution
 // relay. A session channel is not a shell: it prints the engineer's
-// banner, cookie or node table, and nothing else runs.
+// banner, cookie or node table, or runs one of the read-only text views
+// (top, ets, apps, info, stats, binaries) against a node the engineer may
+// reach, and nothing else runs.
 package gateway
 
 import (
@@ -20,6 +22,7 @@ import (
 	"beamgate/audit"
 	"beamgate/cookies"
 	"beamgate/gateway/relay"
+	"beamgate/gateway/views"
 
 	"github.com/gliderlabs/ssh"
 	"go.uber.org/zap"
@@ -49,6 +52,14 @@ type Options struct {
 	// Reachable reports whether node answers now; nil asks its epmd with a
 	// short timeout.
 	Reachable func(ctx context.Context, n *Node) bool
+	// Cookies yields production cookies for the text views' hidden-node
+	// client; nil takes the relay's source (relay.Relay.CookieSource), and
+	// without one the views are off.
+	Cookies relay.CookieSource
+	// ViewHost is the host part of the views' node names
+	// (beamgate_view_<random>@ViewHost); "" is this machine's host name,
+	// or "beamgate".
+	ViewHost string
 }
 
 // Server is the SSH front door.
@@ -64,6 +75,7 @@ type Server struct {
 	mu        sync.Mutex
 	perUser   map[string]int // authenticated connections per user
 	perTarget map[string]int // relay sessions per node name
+	views     *views.Limiter // one running view per user per node
 	closers   []func() error // run after the SSH server closed (FromConfig)
 }
 
@@ -95,6 +107,16 @@ func NewServer(o Options) (*Server, error) {
 		reach:     o.Reachable,
 		perUser:   map[string]int{},
 		perTarget: map[string]int{},
+		views:     views.NewLimiter(),
+	}
+	if s.opts.Cookies == nil {
+		// The relay's cookie source, when it has one.
+		if cs, ok := o.Relay.(interface{ CookieSource() relay.CookieSource }); ok {
+			s.opts.Cookies = cs.CookieSource()
+		}
+	}
+	if s.opts.ViewHost == "" {
+		s.opts.ViewHost = defaultViewHost()
 	}
 	if s.reach == nil {
 		s.reach = epmdReachable

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"beamgate/audit"
+	"beamgate/gateway/views"
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -50,16 +51,21 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 		c.closeChannel()
 		return
 	}
+	// run ends when the channel closes (the engineer quit ssh) or the
+	// connection ends: a long-running view stops with it.
+	run, stop := context.WithCancel(ctx)
 	var once sync.Once
 	done := func() {
 		once.Do(func() {
 			ch.Close()
 			c.closeChannel()
+			stop()
 		})
 	}
 	defer func() {
 		// Drain requests until the channel closes.
 		go func() {
+			defer stop()
 			for req := range reqs {
 				if req.WantReply {
 					req.Reply(false, nil)
@@ -101,7 +107,7 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 			req.Reply(true, nil)
 			go func() {
 				defer done()
-				status := s.runCommand(ctx, sc, id, strings.TrimSpace(cmd), ch, pty)
+				status := s.runCommand(ctx, run, sc, id, strings.TrimSpace(cmd), ch, pty)
 				ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{status}))
 			}()
 			return
@@ -125,8 +131,11 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 }
 
 // runCommand writes the output of one session command and returns its
-// exit status.
-func (s *Server) runCommand(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, cmd string, ch gossh.Channel, pty bool) uint32 {
+// exit status. run ends when the channel closes.
+func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.ServerConn, id *Identity, cmd string, ch gossh.Channel, pty bool) uint32 {
+	if args := strings.Fields(cmd); len(args) > 0 && isViewCommand(args[0]) {
+		return s.runView(ctx, run, id, args, ch, pty)
+	}
 	var out bytes.Buffer
 	var status uint32
 	decision, reason := audit.DecisionAllow, ""
@@ -169,6 +178,8 @@ func writeHelp(w *bytes.Buffer) {
 		}
 		fmt.Fprintf(w, "  %-8s %s\n", name, c.help)
 	}
+	fmt.Fprintln(w)
+	w.WriteString(views.Help())
 }
 
 // nodeStatus is one row of the node table.

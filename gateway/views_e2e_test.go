@@ -1,0 +1,289 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"beamgate/internal/beamtest"
+)
+
+// viewEnv is a gateway with the real relay (and so the production cookie
+// store) in front of a real production node prismatic@prod-01 on
+// 127.0.0.2, carrying known load.
+type viewEnv struct {
+	*gatewayEnv
+	prod *beamtest.Production
+}
+
+// viewNode is the production node of the view tests.
+const viewNode = "prismatic@prod-01"
+
+// plantLoad registers mailbox_hog, whose mailbox starts at 5000 messages
+// and grows every few milliseconds, fed by mailbox_feeder.
+const plantLoad = `
+Parent = self(),
+Hog = spawn(fun() -> register(mailbox_hog, self()), Parent ! {self(), ready},
+    receive never_sent_stop -> ok end end),
+receive {Hog, ready} -> ok end,
+[Hog ! {work, N} || N <- lists:seq(1, 5000)],
+spawn(fun() -> register(mailbox_feeder, self()),
+    F = fun F(N) -> Hog ! {work, N}, timer:sleep(5), F(N + 1) end, F(0) end),
+ok.
+`
+
+func startViewEnv(t *testing.T) *viewEnv {
+	t.Helper()
+	beamtest.RequireErl(t)
+	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
+	prod := beamtest.StartProduction(t, beamtest.Options{
+		Name: viewNode, Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd,
+	})
+	if got := prod.Eval(t, plantLoad); got != "ok" {
+		t.Fatalf("plant load: %s", got)
+	}
+	e := startGateway(t, envOptions{
+		dial:      net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)),
+		realRelay: true,
+	})
+	return &viewEnv{gatewayEnv: e, prod: prod}
+}
+
+// noCookie fails the test if the production cookie is in any of outs.
+func noCookie(t *testing.T, outs ...string) {
+	t.Helper()
+	for _, o := range outs {
+		if strings.Contains(o, prodCookie) {
+			t.Fatalf("the production cookie leaked:\n%s", o)
+		}
+	}
+}
+
+// TestViewsThroughSSH runs the text views with the real OpenSSH client
+// against a real production node.
+func TestViewsThroughSSH(t *testing.T) {
+	e := startViewEnv(t)
+	var seen []string // everything the engineer's side saw
+	ssh := func(t *testing.T, opts []string, cmd ...string) sshResult {
+		t.Helper()
+		r := e.withT(t).ssh("alice", e.aliceK, opts, cmd...)
+		seen = append(seen, r.stdout, r.stderr)
+		return r
+	}
+
+	t.Run("top json", func(t *testing.T) {
+		r := ssh(t, nil, "top", viewNode, "--by", "message_queue_len", "-n", "5", "--json")
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		var top struct {
+			By   string `json:"by"`
+			Rows []struct {
+				Pid   string `json:"pid"`
+				Name  string `json:"name"`
+				Value int64  `json:"value"`
+			} `json:"rows"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &top); err != nil {
+			t.Fatalf("--json output does not parse: %v\n%s", err, r.stdout)
+		}
+		if top.By != "message_queue_len" || len(top.Rows) == 0 || len(top.Rows) > 5 {
+			t.Fatalf("top = %+v", top)
+		}
+		if top.Rows[0].Name != "mailbox_hog" || top.Rows[0].Value < 5000 {
+			t.Errorf("first row = %+v, want mailbox_hog with at least 5000 messages", top.Rows[0])
+		}
+	})
+
+	t.Run("top text", func(t *testing.T) {
+		r := ssh(t, nil, "top", viewNode, "--by", "memory", "-n", "10")
+		if r.code != 0 || !strings.Contains(r.stdout, "PID") || strings.Count(r.stdout, "\n") < 3 {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("ets", func(t *testing.T) {
+		r := ssh(t, nil, "ets", viewNode)
+		if r.code != 0 || !strings.Contains(r.stdout, beamtest.OrdersTable) {
+			t.Fatalf("ets: exit %d, want %s listed\n%s%s", r.code, beamtest.OrdersTable, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("stats", func(t *testing.T) {
+		r := ssh(t, nil, "stats", viewNode)
+		if r.code != 0 || r.stdout == "" {
+			t.Fatalf("stats: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		r = ssh(t, nil, "stats", viewNode, "--json")
+		var m map[string]any
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil {
+			t.Fatalf("stats --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("info and binaries", func(t *testing.T) {
+		r := ssh(t, nil, "info", viewNode, "mailbox_hog")
+		if r.code != 0 || !strings.Contains(r.stdout, "mailbox_hog") {
+			t.Errorf("info: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		r = ssh(t, nil, "binaries", viewNode, "-n", "10", "--json")
+		var m map[string]any
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil {
+			t.Errorf("binaries --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("refusals", func(t *testing.T) {
+		r := ssh(t, nil, "stats", "billing@bill-01")
+		if r.code != 1 || !strings.Contains(r.stderr, "view.node_not_granted") || !strings.Contains(r.stderr, "your nodes: "+viewNode) {
+			t.Errorf("node outside the grant: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+		}
+		r = ssh(t, nil, "top")
+		if r.code != 1 || !strings.Contains(r.stderr, "usage: top NODE") {
+			t.Errorf("no node: exit %d %q", r.code, r.stderr)
+		}
+		r = ssh(t, nil, "top", viewNode, "--watch", "2s")
+		if r.code != 1 || !strings.Contains(r.stderr, "ssh -t") {
+			t.Errorf("--watch without a PTY: exit %d %q", r.code, r.stderr)
+		}
+		r = ssh(t, []string{"-tt"}, "top", viewNode, "--watch", "500ms")
+		if r.code != 1 || !strings.Contains(r.stderr+r.stdout, "under 1s") {
+			t.Errorf("--watch 500ms: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+		}
+		r = ssh(t, nil, "top", viewNode, "--by", "nonsense")
+		if r.code != 1 || !strings.Contains(r.stderr, "want one of") {
+			t.Errorf("bad --by: exit %d %q", r.code, r.stderr)
+		}
+	})
+
+	t.Run("help", func(t *testing.T) {
+		r := ssh(t, nil, "help")
+		if r.code != 0 || !strings.Contains(r.stdout, "binaries NODE") || !strings.Contains(r.stdout, "does NOT garbage-collect") {
+			t.Errorf("help: exit %d\n%s", r.code, r.stdout)
+		}
+	})
+
+	log := e.waitAudit(`"event":"command"`, `"op":"top prismatic@prod-01 --by message_queue_len -n 5 --json"`,
+		`"event":"view"`, `"rule":"view.node_not_granted"`, `"op":"stats billing@bill-01"`)
+	for _, want := range []string{`"user":"alice"`, `"target":"prismatic@prod-01"`, `"cluster":"prismatic"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("audit log lacks %s", want)
+		}
+	}
+	noCookie(t, append(seen, log)...)
+}
+
+// TestViewsWatchInTmux runs top --watch 1s through a real ssh -t in a
+// tmux pane, captures the screen twice and shows it redrawn in place with
+// a later refresh and a longer mailbox. While it runs, a second view by
+// the same user on the same node is refused; Ctrl-C ends the watch and
+// frees the slot.
+func TestViewsWatchInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed")
+	}
+	e := startViewEnv(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "tmux.sock")
+	tmux := func(args ...string) (string, error) {
+		out, err := exec.Command("tmux", append([]string{"-S", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	args := append([]string{"ssh", "-t"}, e.sshArgs("alice", e.aliceK)...)
+	args = append(args, "top", viewNode, "--by", "message_queue_len", "-n", "5", "--watch", "1s")
+	cmdline := strings.Join(args, " ") + "; echo ssh-exited-$?; sleep 60"
+	if out, err := tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", "views", cmdline); err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { tmux("kill-server") })
+
+	pane := func() string {
+		out, err := tmux("capture-pane", "-p", "-t", "views")
+		if err != nil {
+			t.Fatalf("capture-pane: %v\n%s", err, out)
+		}
+		return out
+	}
+	refresh := regexp.MustCompile(`refresh (\d+) at`)
+	// waitRefresh waits (bounded) for a screen showing a refresh after
+	// `after` and mailbox_hog's row.
+	waitRefresh := func(after int) (string, int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			s := pane()
+			if m := refresh.FindStringSubmatch(s); m != nil && strings.Contains(s, "mailbox_hog") {
+				if n, _ := strconv.Atoi(m[1]); n > after {
+					return s, n
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("no refresh after %d on screen:\n%s\naudit:\n%s", after, pane(), e.auditLog())
+		return "", 0
+	}
+	first, n1 := waitRefresh(0)
+	time.Sleep(2500 * time.Millisecond)
+	second, n2 := waitRefresh(n1)
+	t.Logf("first capture (refresh %d):\n%s", n1, strings.TrimRight(first, "\n "))
+	t.Logf("second capture (refresh %d):\n%s", n2, strings.TrimRight(second, "\n "))
+	for _, s := range []string{first, second} {
+		if c := strings.Count(s, "refresh "); c != 1 {
+			t.Errorf("screen shows %d headers, want 1 (redrawn in place):\n%s", c, s)
+		}
+		if !strings.HasPrefix(s, "every 1s, refresh") {
+			t.Errorf("header not on the first line:\n%s", s)
+		}
+	}
+	if q1, q2 := hogQueue(t, first), hogQueue(t, second); q2 <= q1 {
+		t.Errorf("mailbox_hog's queue did not grow between captures: %d then %d", q1, q2)
+	}
+
+	// One view per user per node: a second one is refused while the
+	// watch runs.
+	r := e.ssh("alice", e.aliceK, nil, "stats", viewNode)
+	if r.code != 1 || !strings.Contains(r.stderr, "view.one_per_user_per_node") {
+		t.Errorf("second concurrent view: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	// Ctrl-C (a byte through the PTY) ends the watch and ssh exits 0.
+	if out, err := tmux("send-keys", "-t", "views", "C-c"); err != nil {
+		t.Fatalf("send-keys: %v %s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(pane(), "ssh-exited-") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	last := pane()
+	if !strings.Contains(last, "ssh-exited-0") {
+		t.Fatalf("ssh did not exit 0 after Ctrl-C:\n%s", last)
+	}
+	// The slot is free again.
+	r = e.ssh("alice", e.aliceK, nil, "stats", viewNode)
+	if r.code != 0 {
+		t.Errorf("view after the watch ended: exit %d\n%s", r.code, r.stderr)
+	}
+	log := e.waitAudit(`"op":"top prismatic@prod-01 --by message_queue_len -n 5 --watch 1s"`, `"rule":"view.one_per_user_per_node"`)
+	noCookie(t, first, second, last, r.stdout, r.stderr, log)
+}
+
+// hogQueue reads mailbox_hog's queue length from a captured screen.
+func hogQueue(t *testing.T, screen string) int {
+	t.Helper()
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.Contains(l, "mailbox_hog") {
+			f := strings.Fields(l)
+			if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
+				return n
+			}
+		}
+	}
+	t.Fatalf("no mailbox_hog row:\n%s", screen)
+	return 0
+}
