@@ -133,7 +133,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	defer cancel()
 	go readKeys(ch, pty, cancel)
 	var out io.Writer = ch
-	if pty && !watch {
+	if pty && !(watch && !hasFlag(flags, "json")) { // Watch draws with CRLF itself
 		out = &crlfWriter{w: ch}
 	}
 	s.log.Info("view", zap.String("user", id.User), zap.String("node", node.Name), zap.String("command", truncate(cmdline, 128)))

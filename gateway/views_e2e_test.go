@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"net"
 	"os/exec"
@@ -139,6 +141,18 @@ func TestViewsThroughSSH(t *testing.T) {
 		}
 	})
 
+	t.Run("apps", func(t *testing.T) {
+		r := ssh(t, nil, "apps", viewNode)
+		if r.code != 0 || !strings.Contains(r.stdout, "kernel_sup") {
+			t.Errorf("apps: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// readonly does not allow supervisor:get_childspec/2: the view
+		// says so, naming the policy rule.
+		if !strings.Contains(r.stdout, "supervisor:get_childspec/2 refused by policy rule default") {
+			t.Errorf("apps does not name the refusing rule:\n%s", r.stdout)
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		r := ssh(t, nil, "stats", "billing@bill-01")
 		if r.code != 1 || !strings.Contains(r.stderr, "view.node_not_granted") || !strings.Contains(r.stderr, "your nodes: "+viewNode) {
@@ -159,6 +173,42 @@ func TestViewsThroughSSH(t *testing.T) {
 		r = ssh(t, nil, "top", viewNode, "--by", "nonsense")
 		if r.code != 1 || !strings.Contains(r.stderr, "want one of") {
 			t.Errorf("bad --by: exit %d %q", r.code, r.stderr)
+		}
+	})
+
+	t.Run("json watch without a PTY", func(t *testing.T) {
+		// --json --watch needs no terminal: one JSON line per refresh.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		args := append(e.sshArgs("alice", e.aliceK), "top", viewNode, "--by", "message_queue_len", "-n", "3", "--json", "--watch", "1s")
+		cmd := exec.CommandContext(ctx, "ssh", args...)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Wait()
+		defer cmd.Process.Kill()
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		var queues []int64
+		for len(queues) < 2 && sc.Scan() {
+			seen = append(seen, sc.Text())
+			var top struct {
+				Rows []struct {
+					Name  string `json:"name"`
+					Value int64  `json:"value"`
+				} `json:"rows"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &top); err != nil || len(top.Rows) == 0 || top.Rows[0].Name != "mailbox_hog" {
+				t.Fatalf("refresh line %q: %v", sc.Text(), err)
+			}
+			queues = append(queues, top.Rows[0].Value)
+		}
+		if len(queues) != 2 || queues[1] <= queues[0] {
+			t.Errorf("mailbox_hog queues over two refreshes = %v, want growing", queues)
 		}
 	})
 
