@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -210,6 +211,20 @@ func TestViewsThroughSSH(t *testing.T) {
 		if len(queues) != 2 || queues[1] <= queues[0] {
 			t.Errorf("mailbox_hog queues over two refreshes = %v, want growing", queues)
 		}
+		// Killing ssh closes the channel: the watch stops and frees the
+		// user's slot on the node.
+		cmd.Process.Kill()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r := ssh(t, nil, "stats", viewNode)
+			if r.code == 0 {
+				break
+			}
+			if !strings.Contains(r.stderr, "view.one_per_user_per_node") || time.Now().After(deadline) {
+				t.Fatalf("view after the watch's ssh was killed: exit %d %q", r.code, r.stderr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 
 	t.Run("help", func(t *testing.T) {
@@ -225,6 +240,9 @@ func TestViewsThroughSSH(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s", want)
 		}
+	}
+	if os.Getenv("VIEWS_DUMP") != "" {
+		t.Log(log)
 	}
 	noCookie(t, append(seen, log)...)
 }
