@@ -575,7 +575,7 @@ func (r *rotation) rotateNodes(ctx context.Context) error {
 
 func (r *rotation) nodeFailed(ctx context.Context, nr *NodeReport, what string, err error) {
 	nr.Outcome = NodeFailed
-	nr.Err = what + ": " + err.Error()
+	nr.Err = what + ": " + scrub(scrub(err, r.new), r.old).Error()
 	if aerr := r.audit(ctx, StepVerify, nr.Name, audit.DecisionDeny, nr.Err); aerr != nil {
 		r.s.log.Warn("auditing a failed node", zap.String("node", nr.Name), zap.Error(aerr))
 	}
