@@ -77,14 +77,25 @@ type Decision struct {
 	Op string
 	// What is the MFA ("erlang:process_info/2") or destination.
 	What string
-	// Args is a bounded, redacted rendering of the arguments or message.
-	Args string
+	// args are the call's arguments or the message, rendered on demand by
+	// Args.
+	args term.Term
 	// Answer is how a refusal is answered.
 	Answer Answer
 	// Fatal ends the session: forged identities and malformed messages.
 	Fatal bool
 
 	grant bool // forwarded call whose result pids become the session's own
+}
+
+// Args returns a bounded, redacted rendering of the arguments or message
+// for the audit log ("" when there are none). It is computed on demand so
+// that deciding stays cheap.
+func (d *Decision) Args() string {
+	if d.args == nil {
+		return ""
+	}
+	return render(d.args)
 }
 
 // Write reports whether the decision forwards a state change.

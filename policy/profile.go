@@ -130,19 +130,37 @@ func (rs *ruleSet) add(spec string, r *Rule) error {
 }
 
 // lookup returns the rules whose MFA pattern matches, most specific first.
+// The common case, one matching pattern, returns that pattern's own slice
+// without allocating.
 func (rs *ruleSet) lookup(m, f string, a int) []*Rule {
 	var out []*Rule
+	n := 0
+	add := func(rules []*Rule) {
+		if len(rules) == 0 {
+			return
+		}
+		n++
+		if n == 1 {
+			out = rules
+			return
+		}
+		if n == 2 {
+			out = append(out[:len(out):len(out)], rules...)
+			return
+		}
+		out = append(out, rules...)
+	}
 	if rs.exact != nil {
-		out = append(out, rs.exact[mfaKey{m, f, a}]...)
+		add(rs.exact[mfaKey{m, f, a}])
 	}
 	if rs.anyAr != nil {
-		out = append(out, rs.anyAr[mfaKey{m, f, -1}]...)
+		add(rs.anyAr[mfaKey{m, f, -1}])
 	}
 	if rs.anyMod != nil {
-		out = append(out, rs.anyMod[mfaKey{"", f, a}]...)
+		add(rs.anyMod[mfaKey{"", f, a}])
 	}
 	if rs.modOnly != nil {
-		out = append(out, rs.modOnly[m]...)
+		add(rs.modOnly[m])
 	}
 	return out
 }

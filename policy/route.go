@@ -224,7 +224,7 @@ func (s *Session) mfaCall(m dist.Message, set *ruleSet, mod, fun, args, gl term.
 	}
 	d := s.evalMFA(set, mAtom, fAtom, argv)
 	d.What = mfaText(mAtom, fAtom, len(argv))
-	d.Args = render(args)
+	d.args = args
 	if !d.Verdict.Forwarded() {
 		d.Answer = s.answerFor(m, d.Rule, d.Reason)
 	}
@@ -260,7 +260,7 @@ func (s *Session) spawnRequest(m dist.Message, c *dist.SpawnRequest) Decision {
 	default:
 		d = s.evalMFA(&s.prof.spawns, c.Module, c.Function, args)
 		d.What = mfaText(c.Module, c.Function, c.Arity)
-		d.Args = render(m.Payload)
+		d.args = m.Payload
 		if !d.Verdict.Forwarded() {
 			d.Answer = s.answerFor(m, d.Rule, d.Reason)
 		}

@@ -183,8 +183,12 @@ func (s *Session) put(set map[pidKey]struct{}, p term.Pid, max int) {
 func (s *Session) Evaluate(m dist.Message) Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var d Decision
-	if carriesCode(m) {
+	var (
+		d     Decision
+		fresh [8]term.Atom
+	)
+	code, newAtoms := s.scan(m, fresh[:0])
+	if code {
 		d = s.denied(m, "no-code", "terms containing a fun or an export carry code and are refused", "")
 		if sr, ok := m.Control.(*dist.SpawnRequest); ok {
 			d.What = mfaText(sr.Module, sr.Function, sr.Arity)
@@ -193,9 +197,9 @@ func (s *Session) Evaluate(m dist.Message) Decision {
 		d = s.route(m)
 	}
 	d.Op = m.Control.Op().String()
-	if d.Verdict.Forwarded() {
+	if d.Verdict.Forwarded() && len(newAtoms) > 0 {
 		// The atom budget is only spent by messages that would pass.
-		if rule, reason := s.checkAtoms(m); rule != "" {
+		if rule, reason := s.spend(newAtoms); rule != "" {
 			s.refuse(&d, m, rule, reason)
 		}
 	}
@@ -205,56 +209,74 @@ func (s *Session) Evaluate(m dist.Message) Decision {
 	return d
 }
 
-// carriesCode reports whether a fun or an export appears anywhere in the
-// control tuple or the payload.
-func carriesCode(m dist.Message) bool {
-	found := false
+// scan walks the control tuple and the payload once: it reports whether a
+// fun or an export appears anywhere, and collects the atoms production
+// does not know into fresh.
+func (s *Session) scan(m dist.Message, fresh []term.Atom) (code bool, _ []term.Atom) {
 	visit := func(t term.Term) bool {
-		switch t.(type) {
-		case term.Fun, term.Export:
-			found = true
-		}
-		return !found
-	}
-	term.Walk(m.Control.Tuple(), visit)
-	if m.Payload != nil && !found {
-		term.Walk(m.Payload, visit)
-	}
-	return found
-}
-
-// checkAtoms refuses atoms beyond the budget anywhere in the control tuple
-// or the payload. It records the new atoms it lets pass.
-func (s *Session) checkAtoms(m dist.Message) (rule, reason string) {
-	var fresh []term.Atom
-	visit := func(t term.Term) bool {
+		var a term.Atom
 		switch v := t.(type) {
+		case term.Fun, term.Export:
+			code = true
+			return false
 		case term.Atom:
-			if !s.atomKnown(v) {
-				fresh = append(fresh, v)
-			}
+			a = v
 		case term.Pid:
-			if !s.atomKnown(v.Node) {
-				fresh = append(fresh, v.Node)
-			}
+			a = v.Node
 		case term.Ref:
-			if !s.atomKnown(v.Node) {
-				fresh = append(fresh, v.Node)
-			}
+			a = v.Node
 		case term.Port:
-			if !s.atomKnown(v.Node) {
-				fresh = append(fresh, v.Node)
-			}
+			a = v.Node
+		default:
+			return true
+		}
+		if !s.atomKnown(a) {
+			fresh = append(fresh, a)
 		}
 		return true
 	}
-	term.Walk(m.Control.Tuple(), visit)
-	if m.Payload != nil {
+	atom := func(a term.Atom) {
+		if !s.atomKnown(a) {
+			fresh = append(fresh, a)
+		}
+	}
+	// The frequent operations are checked field by field: building their
+	// tuple would box every field.
+	switch c := m.Control.(type) {
+	case *dist.SpawnRequest:
+		atom(c.From.Node)
+		atom(c.GroupLeader.Node)
+		atom(c.Module)
+		atom(c.Function)
+		term.Walk(c.ReqID, visit)
+		term.Walk(c.Opts, visit)
+	case *dist.RegSend:
+		atom(c.From.Node)
+		atom(c.ToName)
+		term.Walk(c.Unused, visit)
+	case *dist.MonitorP:
+		atom(c.From.Node)
+		atom(c.Ref.Node)
+		term.Walk(c.To, visit)
+	case *dist.DemonitorP:
+		atom(c.From.Node)
+		atom(c.Ref.Node)
+		term.Walk(c.To, visit)
+	case *dist.SendSender:
+		atom(c.From.Node)
+		atom(c.To.Node)
+	default:
+		term.Walk(m.Control.Tuple(), visit)
+	}
+	if m.Payload != nil && !code {
 		term.Walk(m.Payload, visit)
 	}
-	if len(fresh) == 0 {
-		return "", ""
-	}
+	return code, fresh
+}
+
+// spend charges new atoms against the session's budget and records them,
+// or refuses the message when the budget would be exceeded.
+func (s *Session) spend(fresh []term.Atom) (rule, reason string) {
 	uniq := map[term.Atom]struct{}{}
 	for _, a := range fresh {
 		uniq[a] = struct{}{}

@@ -182,7 +182,7 @@ func (s *session) engineerReader(ctx context.Context) error {
 		}
 		d := s.pol.Evaluate(m)
 		rec := s.record("message", d.Verdict.String(), d.Rule, d.Reason)
-		rec.Dir, rec.Op, rec.Size, rec.Args, rec.Write = "e2p", d.Op, len(frame), d.Args, d.Write()
+		rec.Dir, rec.Op, rec.Size, rec.Args, rec.Write = "e2p", d.Op, len(frame), d.Args(), d.Write()
 		if isMFA(d.What) {
 			rec.MFA = d.What
 		} else {

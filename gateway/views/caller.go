@@ -234,7 +234,7 @@ func (p *PolicedCaller) record(ctx context.Context, d policy.Decision) *audit.Re
 		Engineer: p.cfg.Engineer, Target: p.cfg.Target, Cluster: p.cfg.Cluster,
 		Dir: audit.DirE2P, Op: d.Op, MFA: d.What,
 		Decision: d.Verdict.String(), Write: d.Write(), Rule: d.Rule, Reason: d.Reason,
-		Args:   d.Args,
+		Args:   d.Args(),
 		Detail: map[string]string{"view": viewName(ctx)},
 	}
 }
