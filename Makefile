@@ -40,5 +40,5 @@ matrix: ## OTP 25/27/29 + Elixir interop through the relay (root; builds OTP 27/
 		./gateway/relay/ ./internal/otp/; rc=$$?; cat $(MATRIX_OUT) 2>/dev/null; exit $$rc
 
 .PHONY: bench
-bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewrites docs/benchmarks.md (~5 min)
+bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewrites docs/benchmarks.md (~2 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestBench -timeout 60m -v ./internal/bench/

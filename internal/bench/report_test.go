@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -249,7 +250,7 @@ func (rep *report) markdown() string {
 	var b strings.Builder
 	p, m := rep.params, rep.machine
 	fmt.Fprintf(&b, "## Results (%s)\n\n", m.date)
-	fmt.Fprintf(&b, "Command: `%s` (took %s). One production node (OTP %s, %d idle processes, 127.0.0.2, private epmd); hidden `erl` engineer nodes; %d timed `rpc:call(P, erlang, node, [])` per path after 200 warm-up calls; medians of %d 64 MiB fetches (`binary:copy(<<0>>, 64 MiB)`), %d observer Processes refreshes (`observer_backend:procs_info/1` collector) and %d reconnects (`net_kernel:connect_node/1` after `erlang:disconnect_node/1`).\n\n",
+	fmt.Fprintf(&b, "Command: `%s` (took %s). One production node (OTP %s, %d idle processes, 127.0.0.2, private epmd); hidden `erl` engineer nodes; %d timed `rpc:call(P, erlang, node, [])` per path after 200 warm-up calls; medians of %d 64 MiB fetches (`rpc:call(P, binary, copy, [<<0:524288>>, 1024])`), %d observer Processes refreshes (`observer_backend:procs_info/1` collector) and %d reconnects (`net_kernel:connect_node/1` after `erlang:disconnect_node/1`).\n\n",
 		Command, rep.elapsed.Round(time.Second), m.otp, p.procs, p.calls, p.repeats, p.repeats, p.connects)
 
 	b.WriteString("| measurement | direct | OpenSSH `ssh -L` | beamgate | OpenSSH / direct | beamgate / direct |\n|---|---:|---:|---:|---:|---:|\n")
@@ -353,5 +354,8 @@ func writeResults(path, section string) error {
 		i, j = strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
 	}
 	doc = doc[:i+len(beginMarker)] + "\n" + section + "\n" + doc[j:]
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	return os.WriteFile(path, []byte(doc), 0o644)
 }
