@@ -139,7 +139,11 @@ limits:
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", confPath)
+	args := []string{"serve", "--config", confPath}
+	if prof := os.Getenv("BEAMGATE_BENCH_CPUPROFILE"); prof != "" {
+		args = append(args, "--cpuprofile", prof)
+	}
+	cmd := exec.Command(bin, args...)
 	exited, logPath := startProcess(t, dir, "beamgate", cmd)
 	g.pid, g.logPath = cmd.Process.Pid, logPath
 	waitListening(t, "beamgate", net.JoinHostPort("127.0.0.1", strconv.Itoa(g.port)), exited, logPath)
