@@ -56,6 +56,12 @@ func (e *FrameTooLargeError) Error() string {
 // FrameReader splits a post-handshake distribution stream into frames.
 // It is not safe for concurrent use.
 type FrameReader struct {
+	// TrustedSize: frames up to this length are allocated in full when
+	// their header arrives, instead of growing as their bytes do. Set it
+	// only for a peer trusted not to announce frames it never sends (the
+	// production leg); the default 0 keeps memory following the bytes.
+	TrustedSize int
+
 	r   *bufio.Reader
 	max int
 	buf []byte
@@ -105,6 +111,9 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	if cap(b) > keepBuf && want <= keepBuf {
 		b = nil // don't pin the buffer of one big frame forever
 	}
+	if want > cap(b) && want <= fr.TrustedSize {
+		b = make([]byte, 0, want) // one allocation, no regrowth copies
+	}
 	for len(b) < want {
 		chunk := min(want-len(b), max(len(b), readChunk))
 		b = slices.Grow(b, chunk)
@@ -125,6 +134,11 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	}
 	return b[:len(b):len(b)], nil
 }
+
+// Detach hands the caller the buffer of the frame Next just returned: the
+// caller may keep the slice, and the reader starts a new buffer for the
+// next frame. It lets a relay queue a large frame without copying it.
+func (fr *FrameReader) Detach() { fr.buf = nil }
 
 func isDistHeaderTag(t byte) bool {
 	return t == tagDistHeader || t == tagDistFragment1 || t == tagDistFragmentN

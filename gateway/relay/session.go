@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -223,6 +224,7 @@ func isMFA(what string) bool {
 // engineer does, into the engineer queue.
 func (s *session) productionReader(ctx context.Context) error {
 	fr := dist.NewFrameReader(s.pconn, s.r.limits.MaxProductionFrame)
+	fr.TrustedSize = s.r.limits.MaxProductionFrame
 	known := s.pol.Known()
 	skipLim := term.Limits{MaxDepth: 1000, MaxElements: 1 << 30, MaxAtomLen: 255, MaxBinary: s.r.limits.MaxProductionFrame, MaxBigBytes: 1 << 20}
 	learn := (&atomLearner{set: known}).learn
@@ -256,7 +258,16 @@ func (s *session) productionReader(ctx context.Context) error {
 			s.r.log.Warn("undecodable control message from production, forwarded as is",
 				zap.String("session", s.id), zap.String("target", s.target.Name), zap.Error(err))
 		}
-		if err := s.out.push(dist.AppendFrame(make([]byte, 0, len(frame)+4), frame)); err != nil {
+		var pushErr error
+		if len(frame) >= detachFrame {
+			// Large frames are queued as they were read, without a copy.
+			fr.Detach()
+			hdr := binary.BigEndian.AppendUint32(make([]byte, 0, 4), uint32(len(frame)))
+			pushErr = s.out.push(hdr, frame)
+		} else {
+			pushErr = s.out.push(dist.AppendFrame(make([]byte, 0, len(frame)+4), frame))
+		}
+		if err := pushErr; err != nil {
 			rec := s.record("session_cut", audit.DecisionInfo, "engineer-too-slow", err.Error())
 			_ = s.r.cfg.Audit.Append(ctx, rec)
 			return &EndError{Reason: err.Error()}
@@ -396,18 +407,27 @@ func (q *outQueue) init(max int) {
 
 var errTooSlow = errors.New("the engineer's node reads too slowly")
 
-func (q *outQueue) push(frame []byte) error {
+// detachFrame is the size from which production frames are queued without
+// a copy.
+const detachFrame = 64 << 10
+
+// push queues one frame, given as one or more pieces written in order.
+func (q *outQueue) push(pieces ...[]byte) error {
+	n := 0
+	for _, p := range pieces {
+		n += len(p)
+	}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return net.ErrClosed
 	}
-	if q.bytes+len(frame) > q.max {
+	if q.bytes+n > q.max {
 		q.mu.Unlock()
-		return fmt.Errorf("%w: %s bytes from production are waiting, over the %s-byte cap", errTooSlow, strconv.Itoa(q.bytes+len(frame)), strconv.Itoa(q.max))
+		return fmt.Errorf("%w: %s bytes from production are waiting, over the %s-byte cap", errTooSlow, strconv.Itoa(q.bytes+n), strconv.Itoa(q.max))
 	}
-	q.frames = append(q.frames, frame)
-	q.bytes += len(frame)
+	q.frames = append(q.frames, pieces...)
+	q.bytes += n
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
