@@ -71,6 +71,15 @@ func startFixture(t testing.TB, o fixtureOpts) *fixture {
 	f.prod = beamtest.StartProduction(t, beamtest.Options{Name: prodName, LongNames: true, Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: f.epmdPort, Inetrc: prodRC, Erl: o.prodErl})
 
 	dir := t.TempDir()
+	if d := os.Getenv("BEAMGATE_TEST_AUDIT_DIR"); d != "" {
+		// Lets a benchmark put the audit log on another filesystem (tmpfs)
+		// to separate fsync cost from the relay's own.
+		dir = filepath.Join(d, fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano()))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
 	f.auditPath = filepath.Join(dir, "audit.jsonl")
 	var err error
 	f.log, err = audit.Open(f.auditPath, audit.Options{})
