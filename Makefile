@@ -42,3 +42,7 @@ matrix: ## OTP 25/27/29 + Elixir interop through the relay (root; builds OTP 27/
 .PHONY: bench
 bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewrites docs/benchmarks.md (~2 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestBench -timeout 60m -v ./internal/bench/
+
+.PHONY: observer-gui
+observer-gui: ## drive the real observer GUI (Xvfb) through beamgate dev, save screenshots (root, Debian)
+	bash scripts/observer-gui.sh $(OBSERVER_GUI_OUT)
