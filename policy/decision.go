@@ -45,6 +45,10 @@ const (
 	// PAYLOAD_MONITOR_P_EXIT with {ResRef, exit, Value}: erpc:call raises
 	// exit({exception, Value}) and rpc:call returns {badrpc, {'EXIT', Value}}.
 	AnswerErpcExit
+	// AnswerErpcReturn is AnswerErpcExit with {ResRef, return, Value}: a
+	// refused read a tool cannot survive gets a placeholder result
+	// (see substitute).
+	AnswerErpcReturn
 	// AnswerSend sends Value to To from a stand-in production pid
 	// (SEND_SENDER): a rex gen_call gets its {Tag, {badrpc, ...}} reply.
 	AnswerSend

@@ -255,6 +255,14 @@ func (s *Session) spawnRequest(m dist.Message, c *dist.SpawnRequest) Decision {
 	switch {
 	case c.Module == "erpc" && c.Function == "execute_call" && c.Arity == 4:
 		d = s.mfaCall(m, &s.prof.calls, args[1], args[2], args[3], nil)
+		if d.Verdict == Deny && d.Answer.Kind == AnswerErpcExit {
+			mAtom, _ := args[1].(term.Atom)
+			fAtom, _ := args[2].(term.Atom)
+			argv, _ := term.ListElems(args[3])
+			if v, ok := substitute(mAtom, fAtom, argv, d.Rule); ok {
+				d.Answer.Kind, d.Answer.Value = AnswerErpcReturn, v
+			}
+		}
 	case c.Module == "erpc" && c.Function == "execute_cast" && c.Arity == 3:
 		d = s.mfaCall(m, &s.prof.calls, args[0], args[1], args[2], nil)
 	default:

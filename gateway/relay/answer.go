@@ -21,16 +21,20 @@ func (s *session) answerMessages(a policy.Answer) []dist.Message {
 	switch a.Kind {
 	case policy.AnswerSpawnError:
 		return []dist.Message{{Control: &dist.SpawnReply{ReqID: a.ReqID, To: a.To, Flags: 0, Result: a.Value}}}
-	case policy.AnswerErpcExit:
+	case policy.AnswerErpcExit, policy.AnswerErpcReturn:
 		ref, ok := a.ReqID.(term.Ref)
 		if !ok {
 			return nil
+		}
+		class := term.Atom("exit")
+		if a.Kind == policy.AnswerErpcReturn {
+			class = "return"
 		}
 		child := s.standInPid()
 		return []dist.Message{
 			{Control: &dist.SpawnReply{ReqID: a.ReqID, To: a.To, Flags: 2, Result: child}},
 			{Control: &dist.PayloadMonitorPExit{From: child, To: a.To, Ref: ref},
-				Payload: term.Tuple{a.ResRef, term.Atom("exit"), a.Value}},
+				Payload: term.Tuple{a.ResRef, class, a.Value}},
 		}
 	case policy.AnswerSend:
 		return []dist.Message{{Control: &dist.SendSender{From: s.standInPid(), To: a.To}, Payload: a.Value}}
