@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"beamgate/cookies"
 	"beamgate/policy"
 
 	"go.yaml.in/yaml/v3"
@@ -69,8 +70,11 @@ type AuditConfig struct {
 
 // CookiesConfig selects the production cookie backend.
 type CookiesConfig struct {
-	Backend string `yaml:"backend"` // "file" (default)
+	Backend string `yaml:"backend"` // "file" (default) or "vault"
 	File    string `yaml:"file"`
+	// Vault configures backend: vault. Its revocation list is watched by
+	// the gateway; `beamgate cookie rotate` and `beamgate offboard` use it.
+	Vault cookies.VaultConfig `yaml:"vault"`
 }
 
 // Cluster is a set of production nodes sharing a production cookie.
@@ -196,6 +200,10 @@ func (c *Config) resolve(dir string) {
 	abs(&c.HostKey)
 	abs(&c.Audit.Path)
 	abs(&c.Cookies.File)
+	abs(&c.Cookies.Vault.CAFile)
+	abs(&c.Cookies.Vault.Auth.RoleIDFile)
+	abs(&c.Cookies.Vault.Auth.SecretIDFile)
+	abs(&c.Cookies.Vault.Auth.TokenFile)
 	if c.GatewaySecretFile == "" && c.HostKey != "" {
 		c.GatewaySecretFile = filepath.Join(filepath.Dir(c.HostKey), "gateway_secret")
 	}
@@ -268,9 +276,9 @@ func (c *Config) Validate() error {
 			bad("cookies.file", "missing", "set the production cookie file (cluster: cookie lines, mode 0600), e.g. ./state/cookies.yaml")
 		}
 	case "vault":
-		bad("cookies.backend", "vault is not supported yet", "use backend: file")
+		validateVault(c.Cookies.Vault, bad)
 	default:
-		bad("cookies.backend", fmt.Sprintf("unknown backend %q", c.Cookies.Backend), "use backend: file")
+		bad("cookies.backend", fmt.Sprintf("unknown backend %q", c.Cookies.Backend), "use backend: file or backend: vault")
 	}
 	if c.CookieWindow < time.Minute {
 		bad("cookie_window", fmt.Sprintf("%s is shorter than 1m", c.CookieWindow), "use a duration such as 24h")
@@ -283,6 +291,68 @@ func (c *Config) Validate() error {
 	c.validateRoles(bad)
 	c.validateUsers(bad)
 	return errors.Join(errs...)
+}
+
+// validateVault checks the cookies.vault block key by key, then lets
+// cookies.VaultConfig.Validate catch anything else (the environment's
+// VAULT_SKIP_VERIFY and VAULT_TOKEN included).
+func validateVault(v cookies.VaultConfig, bad func(key, problem, fix string)) {
+	const k = "cookies.vault."
+	n := 0
+	count := func(key, problem, fix string) { n++; bad(key, problem, fix) }
+	switch {
+	case v.Address == "":
+		count(k+"address", "missing", "set Vault's URL, e.g. https://vault.example.com:8200")
+	case !strings.HasPrefix(v.Address, "https://") && !strings.HasPrefix(v.Address, "http://"):
+		count(k+"address", fmt.Sprintf("%q is not a URL", v.Address), "write it like https://vault.example.com:8200")
+	case strings.HasPrefix(v.Address, "http://") && !v.InsecureSkipVerify:
+		count(k+"address", fmt.Sprintf("%q is plain http", v.Address), "use https (with ca_file), or set insecure_skip_verify: true for a local dev Vault only")
+	}
+	if v.CAFile != "" {
+		if _, err := os.Stat(v.CAFile); err != nil {
+			count(k+"ca_file", fmt.Sprintf("cannot read %s", v.CAFile), "point it at the PEM bundle of the CA that signed Vault's certificate")
+		}
+	}
+	a := v.Auth
+	method := a.Method
+	if method == "" {
+		method = cookies.AuthToken
+		if a.RoleIDFile != "" {
+			method = cookies.AuthAppRole
+		}
+	}
+	switch method {
+	case cookies.AuthAppRole:
+		if a.RoleIDFile == "" {
+			count(k+"auth.role_id_file", "missing", "set the file holding the AppRole role id, e.g. /etc/beamgate/vault/role_id")
+		}
+		if a.SecretIDFile == "" {
+			count(k+"auth.secret_id_file", "missing", "set the file holding the AppRole secret id (Vault Agent or your CI writes it)")
+		}
+	case cookies.AuthToken:
+		if a.TokenFile == "" && os.Getenv("VAULT_TOKEN") == "" {
+			count(k+"auth", "no credentials", "set role_id_file and secret_id_file (AppRole), or token_file, or export VAULT_TOKEN")
+		}
+	default:
+		count(k+"auth.method", fmt.Sprintf("unknown method %q", a.Method), "use approle or token")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"cache_ttl", v.CacheTTL}, {"stale_limit", v.StaleLimit}, {"timeout", v.Timeout}} {
+		if d.v < 0 {
+			count(k+d.key, fmt.Sprintf("%s is negative", d.v), "use a positive duration (omit the key for the default)")
+		}
+	}
+	if v.CacheTTL > 0 && v.StaleLimit > 0 && v.StaleLimit < v.CacheTTL {
+		count(k+"stale_limit", fmt.Sprintf("%s is shorter than cache_ttl %s", v.StaleLimit, v.CacheTTL), "make stale_limit at least cache_ttl, e.g. 1h")
+	}
+	if n > 0 {
+		return
+	}
+	if err := v.Validate(); err != nil {
+		bad("cookies.vault", strings.TrimPrefix(err.Error(), "cookies: "), "fix the vault block (see the vault example in configs/beamgate.example.yaml)")
+	}
 }
 
 func (c *Config) validateLimits(bad func(key, problem, fix string)) {

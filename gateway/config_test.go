@@ -92,8 +92,25 @@ func TestConfigErrors(t *testing.T) {
 			"users.alice.keys[0]", "paste a line"},
 		{"bad ca", func(s string) string { return strings.Replace(s, "user_ca_keys: []", "user_ca_keys: [nonsense]", 1) },
 			"user_ca_keys[0]", "CA's .pub line"},
-		{"vault", func(s string) string { return strings.Replace(s, "backend: file", "backend: vault", 1) },
-			"cookies.backend", "use backend: file"},
+		{"vault without a block", func(s string) string { return strings.Replace(s, "backend: file", "backend: vault", 1) },
+			"cookies.vault.address: missing", "https://vault.example.com:8200"},
+		{"unknown backend", func(s string) string { return strings.Replace(s, "backend: file", "backend: consul", 1) },
+			"cookies.backend", "backend: vault"},
+		{"vault approle half", func(s string) string {
+			return strings.Replace(s, "backend: file", "backend: vault\n  vault:\n    address: https://v:8200\n    auth:\n      role_id_file: ./r", 1)
+		}, "cookies.vault.auth.secret_id_file: missing", "AppRole secret id"},
+		{"vault plain http", func(s string) string {
+			return strings.Replace(s, "backend: file", "backend: vault\n  vault:\n    address: http://v:8200\n    auth: {token_file: ./t}", 1)
+		}, "cookies.vault.address", "insecure_skip_verify"},
+		{"vault auth method", func(s string) string {
+			return strings.Replace(s, "backend: file", "backend: vault\n  vault:\n    address: https://v:8200\n    auth: {method: ldap}", 1)
+		}, "cookies.vault.auth.method", "approle or token"},
+		{"vault ca file", func(s string) string {
+			return strings.Replace(s, "backend: file", "backend: vault\n  vault:\n    address: https://v:8200\n    ca_file: ./nope.pem\n    auth: {token_file: ./t}", 1)
+		}, "cookies.vault.ca_file", "PEM bundle"},
+		{"vault stale below ttl", func(s string) string {
+			return strings.Replace(s, "backend: file", "backend: vault\n  vault:\n    address: https://v:8200\n    cache_ttl: 10m\n    stale_limit: 1m\n    auth: {token_file: ./t}", 1)
+		}, "cookies.vault.stale_limit", "at least cache_ttl"},
 		{"no cookie file", func(s string) string { return strings.Replace(s, "  file: ./state/cookies.yaml\n", "", 1) },
 			"cookies.file: missing", "mode 0600"},
 		{"no listen", func(s string) string { return strings.Replace(s, "listen: 127.0.0.1:2222\n", "", 1) },
@@ -151,5 +168,44 @@ func TestExampleConfigFileParses(t *testing.T) {
 	}
 	if _, err := ParseConfig(data, t.TempDir()); err != nil {
 		t.Fatalf("configs/beamgate.example.yaml: %v", err)
+	}
+}
+
+// vaultYAML is a vault cookies block with AppRole files relative to the
+// configuration file.
+const vaultYAML = `backend: vault
+  vault:
+    address: https://vault.example.com:8200
+    ca_file: ./vault-ca.pem
+    auth:
+      role_id_file: ./role_id
+      secret_id_file: ./secret_id
+    cache_ttl: 30s
+    stale_limit: 10m`
+
+func TestVaultConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "vault-ca.pem"), []byte("x"), 0o600)
+	cfg, err := ParseConfig([]byte(strings.Replace(exampleConfig, "backend: file", vaultYAML, 1)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.Cookies.Vault
+	if cfg.Cookies.Backend != "vault" || v.Address != "https://vault.example.com:8200" ||
+		v.CAFile != filepath.Join(dir, "vault-ca.pem") || v.Auth.RoleIDFile != filepath.Join(dir, "role_id") ||
+		v.Auth.SecretIDFile != filepath.Join(dir, "secret_id") || v.CacheTTL != 30*time.Second || v.StaleLimit != 10*time.Minute {
+		t.Errorf("vault block: %+v", v)
+	}
+
+	// VAULT_SKIP_VERIFY in the environment is refused unless the
+	// configuration says insecure.
+	t.Setenv("VAULT_SKIP_VERIFY", "true")
+	_, err = ParseConfig([]byte(strings.Replace(exampleConfig, "backend: file", vaultYAML, 1)), dir)
+	if err == nil || !strings.Contains(err.Error(), "cookies.vault:") || !strings.Contains(err.Error(), "VAULT_SKIP_VERIFY") {
+		t.Errorf("VAULT_SKIP_VERIFY accepted: %v", err)
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Errorf("not a *ConfigError: %T", err)
 	}
 }

@@ -56,6 +56,14 @@ type Options struct {
 	// client; nil takes the relay's source (relay.Relay.CookieSource), and
 	// without one the views are off.
 	Cookies relay.CookieSource
+	// Revocations, when set, is enforced at every login and watched:
+	// a newly revoked user's (or key's, or certificate's) connections and
+	// relayed sessions are cut. NewServer reads it once and fails if it
+	// cannot; logins fail closed once it has been unreadable for longer
+	// than RevocationStaleLimit (cookies.DefaultStaleLimit).
+	Revocations          RevocationSource
+	RevocationInterval   time.Duration // poll interval (cookies.DefaultWatchInterval)
+	RevocationStaleLimit time.Duration
 	// ViewHost is the host part of the views' node names
 	// (beamgate_view_<random>@ViewHost); "" is this machine's host name,
 	// or "beamgate".
@@ -73,7 +81,9 @@ type Server struct {
 	reach func(ctx context.Context, n *Node) bool
 
 	mu        sync.Mutex
-	perUser   map[string]int // authenticated connections per user
+	perUser   map[string]int           // authenticated connections per user
+	live      map[*connState]*Identity // authenticated connections, for revocations
+	rev       revocationState
 	perTarget map[string]int // relay sessions per node name
 	views     *views.Limiter // one running view per user per node
 	closers   []func() error // run after the SSH server closed (FromConfig)
@@ -106,6 +116,7 @@ func NewServer(o Options) (*Server, error) {
 		now:       o.Now,
 		reach:     o.Reachable,
 		perUser:   map[string]int{},
+		live:      map[*connState]*Identity{},
 		perTarget: map[string]int{},
 		views:     views.NewLimiter(),
 	}
@@ -122,6 +133,14 @@ func NewServer(o Options) (*Server, error) {
 		s.reach = epmdReachable
 	}
 	s.auth = &authenticator{cfg: o.Config, clock: o.Now}
+	if o.Revocations != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := s.startRevocations(ctx, o.Revocations, o.RevocationInterval, o.RevocationStaleLimit); err != nil {
+			cancel()
+			return nil, err
+		}
+		s.closers = append(s.closers, func() error { cancel(); return nil })
+	}
 	s.ssh = &ssh.Server{
 		Addr:                 o.Config.Listen,
 		HostSigners:          []ssh.Signer{o.HostSigner},
@@ -292,6 +311,9 @@ func (c *connState) fail(user, reason string) {
 // audits a failed login or a logout.
 func (c *connState) ended() {
 	s := c.srv
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
 	sc := serverConnOf(c.ctx)
 	if sc != nil {
 		if id, ok := identityOf(sc); ok {
@@ -379,17 +401,26 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				return nil, noted(err)
 			}
 			id := out.ExtraData[identityKey{}].(*Identity)
-			if c != nil && !c.counted.Load() {
+			if c != nil {
 				s.mu.Lock()
-				n := s.perUser[id.User]
-				if n >= s.cfg.Limits.MaxConnectionsPerUser {
+				if err := s.admitLocked(c, id); err != nil {
 					s.mu.Unlock()
-					c.fail(id.User, errTooManyConns.Error())
-					return nil, noted(errTooManyConns)
+					c.fail(id.User, err.Error())
+					s.log.Info("ssh login refused by the revocation list", zap.String("user", id.User), zap.String("fingerprint", id.Fingerprint), zap.Error(err))
+					return nil, noted(err)
 				}
-				s.perUser[id.User] = n + 1
+				if !c.counted.Load() {
+					n := s.perUser[id.User]
+					if n >= s.cfg.Limits.MaxConnectionsPerUser {
+						delete(s.live, c)
+						s.mu.Unlock()
+						c.fail(id.User, errTooManyConns.Error())
+						return nil, noted(errTooManyConns)
+					}
+					s.perUser[id.User] = n + 1
+					c.counted.Store(true)
+				}
 				s.mu.Unlock()
-				c.counted.Store(true)
 				c.fail(id.User, "")
 			}
 			r := s.record(ctx, id, "login", audit.DecisionAllow, "")

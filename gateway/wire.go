@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"beamgate/audit"
 	"beamgate/cookies"
@@ -14,8 +16,34 @@ import (
 	"go.uber.org/zap"
 )
 
-// The file store is the relay's production cookie source.
-var _ relay.CookieSource = (*cookies.FileStore)(nil)
+// The file and Vault stores are the relay's production cookie sources; the
+// Vault store also yields the previous cookie during a rotation, and its
+// revocation list is what the front door enforces.
+var (
+	_ relay.CookieSource         = (*cookies.FileStore)(nil)
+	_ relay.CookieSource         = (*cookies.VaultStore)(nil)
+	_ relay.PreviousCookieSource = (*cookies.VaultStore)(nil)
+	_ RevocationSource           = (*cookies.Revocations)(nil)
+)
+
+// vaultStartTimeout bounds the Vault login and first reads at start.
+const vaultStartTimeout = 30 * time.Second
+
+// OpenVault logs in to the Vault of cfg's cookies.vault block (backend
+// vault), for the gateway and for the rotate and offboard commands.
+func OpenVault(ctx context.Context, cfg *Config, log *zap.Logger) (*cookies.VaultStore, error) {
+	if cfg.Cookies.Backend != "vault" {
+		return nil, &ConfigError{Key: "cookies.backend", Problem: fmt.Sprintf("is %q", cfg.Cookies.Backend),
+			Fix: "set backend: vault and a cookies.vault block; rotation and offboarding need Vault"}
+	}
+	vc := cfg.Cookies.Vault
+	if log != nil {
+		vc.Logger = log.Named("cookies")
+	}
+	ctx, cancel := context.WithTimeout(ctx, vaultStartTimeout)
+	defer cancel()
+	return cookies.NewVaultStore(ctx, vc)
+}
 
 // FromConfig assembles a Server from a validated configuration: it loads
 // or creates the host key and the gateway secret, opens the production
@@ -38,7 +66,17 @@ func FromConfig(cfg *Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var store relay.CookieSource
+	var (
+		store   relay.CookieSource
+		vs      *cookies.VaultStore
+		closers []func() error
+	)
+	fail := func(err error) (*Server, error) {
+		for _, c := range closers {
+			c()
+		}
+		return nil, err
+	}
 	switch cfg.Cookies.Backend {
 	case "file":
 		fs, err := cookies.NewFileStore(cfg.Cookies.File)
@@ -56,28 +94,62 @@ func FromConfig(cfg *Config, log *zap.Logger) (*Server, error) {
 			}
 		}
 		store = fs
+	case "vault":
+		vs, err = OpenVault(context.Background(), cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, vs.Close)
+		if err := checkVaultCookies(vs, cfg); err != nil {
+			return fail(err)
+		}
+		store = vs
 	default:
 		return nil, fmt.Errorf("cookies.backend %q is not supported", cfg.Cookies.Backend)
 	}
 	alog, err := audit.Open(cfg.Audit.Path, audit.Options{})
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
+	closers = append([]func() error{alog.Close}, closers...)
 	rl := relay.New(relay.Config{Audit: alog, Cookies: store, Log: log.Named("relay")})
-	srv, err := NewServer(Options{
+	opts := Options{
 		Config:     cfg,
 		HostSigner: signer,
 		Gateway:    cookies.Gateway{Secret: secret, Window: cfg.CookieWindow},
 		Audit:      alog,
 		Relay:      rl,
 		Log:        log.Named("ssh"),
-	})
-	if err != nil {
-		alog.Close()
-		return nil, err
 	}
-	srv.closers = append(srv.closers, alog.Close)
+	if vs != nil {
+		opts.Revocations = vs.Revocations()
+		opts.RevocationStaleLimit = vs.Config().StaleLimit
+	}
+	srv, err := NewServer(opts)
+	if err != nil {
+		return fail(err)
+	}
+	srv.closers = append(srv.closers, closers...)
 	return srv, nil
+}
+
+// checkVaultCookies reads every configured cluster's cookie once, so a
+// missing secret is a start error naming the path rather than a refused
+// session later.
+func checkVaultCookies(vs *cookies.VaultStore, cfg *Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), vaultStartTimeout)
+	defer cancel()
+	for _, cl := range sortedKeys(cfg.Clusters) {
+		if _, err := vs.ProductionCookie(ctx, cl, false); err != nil {
+			if errors.Is(err, cookies.ErrNoCookie) {
+				vc := vs.Config()
+				return &ConfigError{Key: "clusters." + cl, Problem: err.Error(),
+					Fix: fmt.Sprintf("write the cluster's cookie to Vault: vault kv put %s/%s cookie=... (field %q)", vc.KVMount, vs.ClusterPath(cl), cookies.CookieField)}
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // closeAll runs the server's closers, joining their errors.
