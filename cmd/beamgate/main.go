@@ -1,6 +1,7 @@
-// Command beamgate runs the beamgate SSH gateway: `beamgate serve` with a
+// Command beamgate runs the beamgate SSH gateway (`beamgate serve` with a
 // configuration file, `beamgate dev` for a self-contained local setup with
-// a demo production node, and `beamgate version`.
+// a demo production node) and the operator's commands: `cookie rotate`,
+// `offboard` (both against Vault) and `audit` (query, verify, tail).
 package main
 
 import (
@@ -32,6 +33,12 @@ const usage = `usage: beamgate COMMAND [flags]
 commands:
   serve --config FILE             run the gateway with a configuration file
   dev [--state DIR] [--listen A]  run a local gateway (and a demo node when erl is installed)
+  cookie rotate --config FILE --cluster NAME
+                                  give a cluster a new production cookie in Vault and on every node
+  offboard USER --reason TEXT --config FILE
+                                  revoke USER everywhere (live sessions end) and rotate their clusters' cookies
+  audit [verify | tail [-f]] [--config FILE | --file PATH] [filters] [--json]
+                                  query, verify or follow the audit log (beamgate audit help)
   version                         print the version
 `
 
@@ -54,6 +61,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, args[1:], stderr)
 	case "dev":
 		err = devCmd(ctx, args[1:], stdout, stderr)
+	case "cookie":
+		err = cookieCmd(ctx, args[1:], stdout, stderr)
+	case "offboard":
+		err = offboardCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		err = auditCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "beamgate %s (%s)\n", version, runtime.Version())
 		return 0

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"beamgate/audit"
+	"beamgate/cookies"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+const offboardUsage = "usage: beamgate offboard USER --reason TEXT --config FILE [--no-rotate]\n"
+
+// offboardCmd revokes a user in Vault (every replica's watcher then cuts
+// the user's live SSH connections and relayed sessions and refuses new
+// logins), then rotates the cookies of every cluster the user could reach.
+func offboardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("offboard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, offboardUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", "", "configuration file (YAML) with cookies.backend: vault")
+	reason := fs.String("reason", "", "why the user leaves (recorded in Vault and the audit log)")
+	noRotate := fs.Bool("no-rotate", false, "revoke only; do not rotate the cookies of the user's clusters")
+	var user string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		user, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if user == "" && fs.NArg() > 0 {
+		user = fs.Arg(0)
+		fs.Parse(fs.Args()[1:])
+	}
+	if user == "" || *configPath == "" || strings.TrimSpace(*reason) == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("USER, --reason TEXT and --config FILE are required")
+	}
+	env, err := openOps(ctx, *configPath, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+
+	// 1. Revoke the user name and each of its configured keys.
+	entries := []cookies.Revocation{{User: user, Reason: *reason, Actor: env.actor}}
+	if u := env.cfg.Users[user]; u != nil {
+		for _, k := range u.Keys {
+			if pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(k)); err == nil {
+				entries = append(entries, cookies.Revocation{Fingerprint: gossh.FingerprintSHA256(pk), Reason: *reason, Actor: env.actor})
+			}
+		}
+	} else {
+		fmt.Fprintf(stdout, "note: %s is not in the configuration; revoking the name anyway\n", user)
+	}
+	rv := env.vault.Revocations()
+	for _, e := range entries {
+		what := "user " + user
+		if e.Fingerprint != "" {
+			what = "key " + e.Fingerprint
+		}
+		err := rv.Revoke(ctx, e)
+		rec := &audit.Record{Event: audit.EventOffboard, User: user, Decision: audit.DecisionDeny, Reason: *reason,
+			Detail: map[string]string{"step": "revoke", "actor": env.actor, "revoked": what}}
+		if err != nil {
+			rec.Decision = audit.DecisionInfo
+			rec.Detail["error"] = err.Error()
+		}
+		if aerr := env.alog.Append(ctx, rec); aerr != nil {
+			return fmt.Errorf("audit: %w", aerr)
+		}
+		if err != nil {
+			return fmt.Errorf("revoking %s: %w", what, err)
+		}
+		fmt.Fprintf(stdout, "revoked %s in Vault (gateways cut live sessions and refuse logins within a second)\n", what)
+	}
+
+	// 2. Rotate every cluster the user could reach.
+	var clusters []string
+	for cl := range env.cfg.Grants(user) {
+		clusters = append(clusters, cl)
+	}
+	slices.Sort(clusters)
+	if *noRotate || len(clusters) == 0 {
+		return env.offboardDone(ctx, user, *reason, clusters, nil, stdout)
+	}
+	fmt.Fprintf(stdout, "rotating the cookies of %s\n", strings.Join(clusters, ", "))
+	var failed []string
+	for _, cl := range clusters {
+		if err := env.rotate(ctx, cl, stdout); err != nil {
+			fmt.Fprintf(stdout, "cluster %s: %v\n", cl, err)
+			failed = append(failed, cl)
+		}
+	}
+	return env.offboardDone(ctx, user, *reason, clusters, failed, stdout)
+}
+
+// offboardDone audits and prints the outcome.
+func (e *opsEnv) offboardDone(ctx context.Context, user, reason string, clusters, failed []string, stdout io.Writer) error {
+	rec := &audit.Record{Event: audit.EventOffboard, User: user, Decision: audit.DecisionInfo, Reason: reason,
+		Detail: map[string]string{"step": "done", "actor": e.actor, "clusters": strings.Join(clusters, ","),
+			"at": time.Now().UTC().Format(time.RFC3339)}}
+	if len(failed) > 0 {
+		rec.Detail["rotation_failed"] = strings.Join(failed, ",")
+	}
+	if err := e.alog.Append(ctx, rec); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s is revoked, but the cookie rotation of %s did not finish; run `beamgate cookie rotate --cluster NAME` for each", user, strings.Join(failed, ", "))
+	}
+	fmt.Fprintf(stdout, "offboarded %s: revoked; cookies rotated: %s; audit records in %s\n", user, dashList(clusters), e.auditPath)
+	return nil
+}
+
+func dashList(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
+}

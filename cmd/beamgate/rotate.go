@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+
+	"beamgate/audit"
+	"beamgate/cookies"
+	"beamgate/gateway"
+)
+
+// cookieCmd runs `beamgate cookie rotate`.
+func cookieCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprint(stderr, "usage: beamgate cookie rotate --config FILE --cluster NAME\n")
+		return errors.New("unknown cookie subcommand")
+	}
+	fs := flag.NewFlagSet("cookie rotate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML) with cookies.backend: vault")
+	cluster := fs.String("cluster", "", "the cluster whose production cookie to rotate")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *configPath == "" || *cluster == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("--config FILE and --cluster NAME are required")
+	}
+	env, err := openOps(ctx, *configPath, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	return env.rotate(ctx, *cluster, stdout)
+}
+
+// opsEnv is what the operator commands (cookie rotate, offboard) share:
+// the configuration, a Vault login and an audit sink.
+type opsEnv struct {
+	cfg       *gateway.Config
+	vault     *cookies.VaultStore
+	alog      *audit.Log
+	auditPath string
+	actor     string
+}
+
+func openOps(ctx context.Context, configPath string, stderr io.Writer) (*opsEnv, error) {
+	cfg, err := gateway.LoadConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := gateway.OpenVault(ctx, cfg, cliLogger(stderr))
+	if err != nil {
+		return nil, err
+	}
+	alog, path, err := openCLIAudit(cfg.Audit.Path, stderr)
+	if err != nil {
+		vs.Close()
+		return nil, err
+	}
+	return &opsEnv{cfg: cfg, vault: vs, alog: alog, auditPath: path, actor: osActor()}, nil
+}
+
+func (e *opsEnv) close() {
+	e.alog.Close()
+	e.vault.Close()
+}
+
+// osActor names the OS user running the command, for the audit log.
+func osActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprintf("uid:%d", os.Getuid())
+}
+
+// clientNode is the hidden node name of a rotation:
+// beamgate_rotate_<hex>@<hostname>.
+func clientNode() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		host = host[:i]
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	return "beamgate_rotate_" + hex.EncodeToString(b[:]) + "@" + host
+}
+
+// rotate rotates cluster's cookie on its configured nodes and prints the
+// report. It fails when any node failed.
+func (e *opsEnv) rotate(ctx context.Context, cluster string, stdout io.Writer) error {
+	cl, ok := e.cfg.Clusters[cluster]
+	if !ok {
+		names := make([]string, 0, len(e.cfg.Clusters))
+		for n := range e.cfg.Clusters {
+			names = append(names, n)
+		}
+		return fmt.Errorf("unknown cluster %q (configured: %s)", cluster, strings.Join(names, ", "))
+	}
+	nodes := make([]cookies.RotateNode, 0, len(cl.Nodes))
+	for _, n := range cl.Nodes {
+		nodes = append(nodes, cookies.RotateNode{Name: n.Name, Dial: n.Dial})
+	}
+	rep, err := cookies.Rotate(ctx, cookies.RotateConfig{
+		Store: e.vault, Cluster: cluster, Nodes: nodes,
+		ClientNode: clientNode(), Actor: e.actor, AuditLog: e.alog,
+	})
+	printRotation(stdout, cluster, rep, err)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w (run the same command again to finish the rotation)", cluster, err)
+	}
+	for _, n := range rep.Nodes {
+		if n.Outcome == cookies.NodeFailed || !n.Verified {
+			return fmt.Errorf("cluster %s: node %s did not take the new cookie (run the same command again to finish the rotation)", cluster, n.Name)
+		}
+	}
+	return nil
+}
+
+// printRotation writes a per-node table. Reports never contain cookies.
+func printRotation(w io.Writer, cluster string, rep *cookies.RotateReport, err error) {
+	if rep == nil {
+		fmt.Fprintf(w, "cluster %s: rotation did not start: %v\n", cluster, err)
+		return
+	}
+	resumed := ""
+	if rep.Resumed {
+		resumed = " (finished an interrupted rotation)"
+	}
+	fmt.Fprintf(w, "cluster %s: cookie version %d -> %d%s in %s\n", cluster, rep.FromVersion, rep.ToVersion, resumed,
+		rep.Finished.Sub(rep.Started).Round(1e6))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NODE\tOUTCOME\tVERIFIED\tERROR")
+	for _, n := range rep.Nodes {
+		v := "no"
+		if n.Verified {
+			v = "yes"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Outcome, v, dash(n.Err))
+	}
+	tw.Flush()
+	for _, u := range rep.Unlisted {
+		fmt.Fprintf(w, "  unlisted: %s answers epmd on a node host but is not configured; it keeps the old cookie\n", u)
+	}
+	for _, wmsg := range rep.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", wmsg)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "  error: %v\n", err)
+	}
+}
