@@ -3,7 +3,7 @@
 
 GO       ?= go
 # Go modules to vet and test (directories holding a go.mod).
-MODULES  ?= .
+MODULES  ?= . cookies/vaulttest
 # How long `make fuzz` runs each Fuzz target.
 FUZZTIME ?= 30s
 

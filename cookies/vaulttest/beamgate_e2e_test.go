@@ -1,0 +1,336 @@
+package vaulttest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"beamgate/cookies"
+	"beamgate/internal/beamtest"
+)
+
+// buildBeamgate builds the real binary from the repository root.
+func buildBeamgate(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "beamgate")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/beamgate")
+	cmd.Dir = filepath.Join("..", "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/beamgate: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a background process stopped at cleanup.
+type proc struct {
+	cmd    *exec.Cmd
+	out    *logBuffer
+	exited chan struct{}
+	at     time.Time // when it exited
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(name, args...), out: &logBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); p.at = time.Now(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// waitPort waits (bounded) until 127.0.0.1:port accepts, failing early
+// when p exits.
+func waitPort(t *testing.T, p *proc, port int) {
+	t.Helper()
+	waitPortOn(t, p, "127.0.0.1", port)
+}
+
+func waitPortOn(t *testing.T, p *proc, ip string, port int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited early:\n%s", p.cmd.Path, p.out.String())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(port)), time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %d:\n%s", port, p.out.String())
+}
+
+// runCmd runs a command to completion (bounded) and returns its exit code
+// and combined output.
+func runCmd(t *testing.T, name string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return 0, out.String()
+}
+
+func sshArgs(port int, key string, extra ...string) []string {
+	args := []string{"-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+		"-p", strconv.Itoa(port), "-i", key}
+	return append(append(args, extra...), "alice@127.0.0.1")
+}
+
+// TestBeamgateBinaryWithVault runs the real beamgate binary against a real
+// Vault core with AppRole: an engineer reaches a real production node
+// through ssh -L and the gateway; `beamgate cookie rotate` rotates the
+// node's cookie under the engineer's live session, and a new session
+// still works (the gateway's cached cookie is stale; the relay's fresh
+// retry finds the new one); `beamgate offboard alice` cuts alice's live
+// SSH connection and relayed sessions and her next login is refused. The
+// production cookie appears in none of the outputs, logs or audit files.
+func TestBeamgateBinaryWithVault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds beamgate, starts Vault, BEAM nodes and OpenSSH")
+	}
+	beamtest.RequireErl(t)
+	for _, b := range []string{"ssh", "ssh-keygen", "go"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s not installed", b)
+		}
+	}
+	bin := buildBeamgate(t)
+	tv := startVault(t)
+	auth := tv.appRole(t, "gateway", "beamgate-gateway", time.Hour, 2*time.Hour)
+	const prodCookie = "PRODCOOKIEFROMVAULTNEVERSHOWN"
+	tv.putCookie(t, "prismatic", prodCookie)
+
+	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
+	// The node is named by its address: cookies.Rotate's hidden-node
+	// client (gateway/dist/client) dials the distribution port on the
+	// node name's host, not on the configured dial host, and this box
+	// cannot resolve a made-up host name.
+	const prodNode = "prismatic@127.0.0.2"
+	prod := beamtest.StartProduction(t, beamtest.Options{Name: prodNode, Cookie: prodCookie, LongNames: true,
+		BindIP: "127.0.0.2", EpmdPort: prodEpmd})
+
+	dir := t.TempDir()
+	key := filepath.Join(dir, "alice")
+	if code, out := runCmd(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", key); code != 0 {
+		t.Fatal(out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	sshPort, ep, gp := freePort(t), freePort(t), freePort(t)
+	cfg := filepath.Join(dir, "beamgate.yaml")
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:%d
+host_key: ./state/host_key
+audit:
+  path: ./state/audit.jsonl
+engineer_epmd_port: %d
+cookies:
+  backend: vault
+  vault:
+    address: %s
+    ca_file: %s
+    auth:
+      role_id_file: %s
+      secret_id_file: %s
+    cache_ttl: 10m
+    stale_limit: 1h
+clusters:
+  prismatic:
+    nodes:
+      - name: prismatic@127.0.0.2
+        dial: 127.0.0.2:%d
+        gateway_port: %d
+users:
+  alice:
+    keys: [%q]
+    roles: [observer]
+roles:
+  observer:
+    clusters: [prismatic]
+    policy: readonly
+    mode: enforce
+`, sshPort, ep, tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile, prodEpmd, gp, strings.TrimSpace(string(pub)))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	serve := startProc(t, bin, "serve", "--config", cfg)
+	waitPort(t, serve, sshPort)
+
+	code, cookieOut := runCmd(t, "ssh", append(sshArgs(sshPort, key), "cookie")...)
+	gwCookie := strings.TrimSpace(cookieOut)
+	if code != 0 || gwCookie == "" {
+		t.Fatalf("ssh alice cookie: %d %s\n%s", code, cookieOut, serve.out.String())
+	}
+	fwd := startProc(t, "ssh", sshArgs(sshPort, key, "-N", "-o", "ExitOnForwardFailure=yes",
+		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.2:4369", ep), // the engineer node registers here
+		"-L", fmt.Sprintf("127.0.0.2:%d:127.0.0.2:4369", ep), // and looks production up here
+		"-L", fmt.Sprintf("127.0.0.2:%d:127.0.0.2:%d", gp, gp))...)
+	waitPortOn(t, fwd, "127.0.0.2", ep)
+	engineer := func(name string) *beamtest.Node {
+		return beamtest.Start(t, beamtest.Options{Name: name + "@127.0.0.1", Cookie: gwCookie, EpmdPort: ep,
+			LongNames: true, Hidden: true, Kind: beamtest.KindErl})
+	}
+	auditText := func() string {
+		var all strings.Builder
+		files, _ := filepath.Glob(filepath.Join(dir, "state", "audit.jsonl*"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			all.Write(b)
+		}
+		return all.String()
+	}
+
+	engA := engineer("enga")
+	if got := engA.Eval(t, "net_adm:ping('"+prodNode+"')"); got != "pong" {
+		t.Fatalf("ping through beamgate with the Vault cookie = %s\n%s\n%s", got, serve.out.String(), auditText())
+	}
+
+	// Rotate while engA's relayed session is up.
+	code, rotOut := runCmd(t, bin, "cookie", "rotate", "--config", cfg, "--cluster", "prismatic")
+	t.Logf("cookie rotate:\n%s", rotOut)
+	if code != 0 || !strings.Contains(rotOut, prodNode) || !strings.Contains(rotOut, "rotated") ||
+		!strings.Contains(rotOut, "held by a running gateway") {
+		t.Fatalf("cookie rotate: exit %d\n%s", code, rotOut)
+	}
+	newCookie, version := currentCookieOf(t, tv, "prismatic")
+	if newCookie == prodCookie || version != 2 {
+		t.Fatalf("vault cookie not rotated: version %d", version)
+	}
+	if got := prod.Eval(t, "erlang:get_cookie() =:= '"+newCookie+"'."); got != "true" {
+		t.Fatalf("production node did not get the new cookie: %s", got)
+	}
+	if got := engA.Eval(t, "rpc:call('"+prodNode+"', erlang, node, [], 5000)"); got != "'"+prodNode+"'" {
+		t.Errorf("engineer session across the rotation: %s", got)
+	}
+	// A new session: the gateway still caches the old cookie (cache_ttl
+	// 10m); production refuses it, the relay reads Vault fresh and retries.
+	engB := engineer("engb")
+	if got := engB.Eval(t, "net_adm:ping('"+prodNode+"')"); got != "pong" {
+		t.Fatalf("new session after the rotation = %s\n%s", got, serve.out.String())
+	}
+
+	// Offboard alice: the live ssh -N and both relayed sessions end.
+	code, offOut := runCmd(t, bin, "offboard", "alice", "--reason", "test", "--config", cfg)
+	returned := time.Now()
+	t.Logf("offboard:\n%s", offOut)
+	if code != 0 || !strings.Contains(offOut, "revoked user alice") || !strings.Contains(offOut, "offboarded alice") {
+		t.Fatalf("offboard: exit %d\n%s", code, offOut)
+	}
+	var sshGone time.Time
+	select {
+	case <-fwd.exited:
+		sshGone = fwd.at
+	case <-time.After(10 * time.Second):
+		t.Fatalf("alice's ssh -N still runs 10 s after offboard returned\n%s", serve.out.String())
+	}
+	distGone := map[string]time.Time{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(distGone) < 2 && time.Now().Before(deadline) {
+		for _, n := range []*beamtest.Node{engA, engB} {
+			if _, done := distGone[n.Name]; done {
+				continue
+			}
+			if got := n.Eval(t, "nodes(connected)."); got == "[]" {
+				distGone[n.Name] = time.Now()
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(distGone) < 2 {
+		t.Fatalf("relayed sessions still up 10 s after offboard: %v", distGone)
+	}
+	last := sshGone
+	for _, at := range distGone {
+		if at.After(last) {
+			last = at
+		}
+	}
+	t.Logf("offboard returned; ssh connection ended %v after that (negative: before), last distribution session seen gone %v after",
+		sshGone.Sub(returned).Round(time.Millisecond), last.Sub(returned).Round(time.Millisecond))
+	if d := last.Sub(returned); d > time.Second {
+		t.Errorf("alice's sessions ended %v after offboard returned, goal under 1 s", d)
+	}
+
+	// Alice's key can no longer log in, though still configured.
+	if code, out := runCmd(t, "ssh", append(sshArgs(sshPort, key), "cookie")...); code != 255 || strings.Contains(out, gwCookie) {
+		t.Errorf("login after offboard: exit %d %s", code, out)
+	}
+	// Offboarding rotated the cluster's cookie again.
+	if c3, v3 := currentCookieOf(t, tv, "prismatic"); v3 != 3 || c3 == newCookie {
+		t.Errorf("offboard did not rotate: version %d", v3)
+	}
+	finalCookie, _ := currentCookieOf(t, tv, "prismatic")
+
+	// Audit: everything is in the main log or its CLI siblings, and the
+	// chains verify.
+	audits := auditText()
+	for _, want := range []string{`"event":"login"`, `"event":"cookie_rotate"`, `"event":"offboard"`, "revoked"} {
+		if !strings.Contains(audits, want) {
+			t.Errorf("audit lacks %s", want)
+		}
+	}
+	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg); code != 0 {
+		t.Errorf("audit verify: %d\n%s", code, out)
+	}
+	code, denied := runCmd(t, bin, "audit", "--config", cfg, "--user", "alice", "--decision", "deny", "--json")
+	if code != 0 || !strings.Contains(denied, "revoked") {
+		t.Errorf("audit query for alice's refused login: %d\n%s", code, denied)
+	}
+
+	texts := []string{serve.out.String(), fwd.out.String(), cookieOut, rotOut, offOut, engA.Output(), engB.Output(), audits, denied}
+	for i, s := range texts {
+		for _, c := range []string{prodCookie, newCookie, finalCookie} {
+			if strings.Contains(s, c) {
+				t.Errorf("text %d contains a production cookie", i)
+			}
+		}
+	}
+}
+
+// currentCookieOf reads a cluster's newest cookie as root.
+func currentCookieOf(t *testing.T, tv *testVault, cluster string) (string, int) {
+	t.Helper()
+	sec, err := tv.root.KVv2("secret").Get(context.Background(), cookies.DefaultPathPrefix+"/"+cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec.Data[cookies.CookieField].(string), sec.VersionMetadata.Version
+}
