@@ -247,7 +247,7 @@ var refusals = []refusalCase{
 	{"iex", `rpc:call(P, 'Elixir.IEx', start, [])`, "{badrpc,{'EXIT',{beamgate_denied,{'Elixir.IEx',start,0},", "remote-shell"},
 	// observer's process window cannot survive an error for these two
 	// (it drops the node), so they get a placeholder in the expected shape.
-	{"mailbox", `rpc:call(P, erlang, process_info, [rpc:call(P, erlang, whereis, [beamgate_state]), messages])`, "{messages,[<<\"hidden by beamgate (rule process.info)\">>]}", "process.info"},
+	{"mailbox", `rpc:call(P, erlang, process_info, [rpc:call(P, erlang, whereis, [beamgate_state]), messages])`, "{messages,[\"hidden by beamgate (rule process.info)\"]}", "process.info"},
 	{"sys state", `element(4, rpc:call(P, sys, get_status, [rpc:call(P, erlang, whereis, [beamgate_state]), 200]))`, "[[],running,", "heavy.read"},
 	{"system_flag", `rpc:call(P, erlang, system_flag, [schedulers_online, 1])`, "{badrpc,{'EXIT',{beamgate_denied,{erlang,system_flag,2},", "node.control"},
 	{"code load", `rpc:call(P, code, load_binary, [m, "m.erl", <<>>])`, "{badrpc,{'EXIT',{beamgate_denied,{code,load_binary,3},", "code.load"},
