@@ -110,6 +110,10 @@ type envOptions struct {
 	gatewayPort int
 	// realRelay wires the real relay with the file cookie store.
 	realRelay bool
+	// revocations, when set, is the revocation list the server enforces,
+	// polled every 50 ms, failing closed after revStale.
+	revocations RevocationSource
+	revStale    time.Duration
 }
 
 func startGateway(t *testing.T, o envOptions) *gatewayEnv {
@@ -208,7 +212,8 @@ roles:
 		e.relay = &fakeRelay{}
 		rl = e.relay
 	}
-	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: alog, Relay: rl, Log: log})
+	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: alog, Relay: rl, Log: log,
+		Revocations: o.revocations, RevocationInterval: 50 * time.Millisecond, RevocationStaleLimit: o.revStale})
 	if err != nil {
 		t.Fatal(err)
 	}

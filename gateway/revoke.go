@@ -107,7 +107,7 @@ func (s *Server) applyRevocations(snap cookies.Snapshot) {
 	users := map[string]string{} // user -> reason
 	if changed {
 		for c, id := range s.live {
-			if snap.Revoked(id.User, id.Fingerprint, certKeyID(id), id.CertSerial) {
+			if _, ok := revokedBy(snap, id); ok {
 				cut = append(cut, c)
 				users[id.User] = revocationReason(snap, id)
 			}
@@ -146,14 +146,25 @@ func certKeyID(id *Identity) string {
 	return ""
 }
 
-// revocationReason is the reason of the newest entry revoking id.
-func revocationReason(snap cookies.Snapshot, id *Identity) string {
+// revokedBy returns the newest entry of snap that revokes id: by user
+// name, key fingerprint (a certificate's key too), certificate key id or
+// serial.
+func revokedBy(snap cookies.Snapshot, id *Identity) (cookies.Revocation, bool) {
+	keyID := certKeyID(id)
 	for i := len(snap.Entries) - 1; i >= 0; i-- {
 		e := snap.Entries[i]
 		if (e.User != "" && e.User == id.User) || (e.Fingerprint != "" && e.Fingerprint == id.Fingerprint) ||
-			(e.KeyID != "" && id.Cert && e.KeyID == id.KeyID) || (e.Serial != 0 && e.Serial == id.CertSerial) {
-			return truncate(e.Reason, 200)
+			(e.KeyID != "" && e.KeyID == keyID) || (e.Serial != 0 && e.Serial == id.CertSerial) {
+			return e, true
 		}
+	}
+	return cookies.Revocation{}, false
+}
+
+// revocationReason is the (bounded) reason of the entry revoking id.
+func revocationReason(snap cookies.Snapshot, id *Identity) string {
+	if e, ok := revokedBy(snap, id); ok && e.Reason != "" {
+		return truncate(e.Reason, 200)
 	}
 	return "on the revocation list"
 }
@@ -165,7 +176,7 @@ func (s *Server) admitLocked(c *connState, id *Identity) error {
 		if age := time.Since(s.rev.ok); age > s.rev.stale {
 			return errRevocationsStale
 		}
-		if s.rev.snap.Revoked(id.User, id.Fingerprint, certKeyID(id), id.CertSerial) {
+		if _, ok := revokedBy(s.rev.snap, id); ok {
 			return fmt.Errorf("%w (%s)", errRevoked, revocationReason(s.rev.snap, id))
 		}
 	}
