@@ -164,7 +164,9 @@ func TestAuditTailFollow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var buf syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"audit", "tail", "-f", "--json", "--user", "carol", "--file", path}, &buf, &buf) }()
+	go func() {
+		done <- run(ctx, []string{"audit", "tail", "-f", "--json", "--user", "carol", "--file", path}, &buf, &buf)
+	}()
 	if err := l.Append(context.Background(), &audit.Record{Event: "offboard", User: "carol", Decision: audit.DecisionDeny, Reason: "left"}); err != nil {
 		t.Fatal(err)
 	}
