@@ -88,15 +88,6 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := handshake.CheckNodeName(cfg.Target); err != nil {
 		return nil, fmt.Errorf("client: target: %w", err)
 	}
-	if cfg.Creation == 0 {
-		cfg.Creation = randomUint32() | 1
-	}
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
-	}
-	if cfg.NetTicktime <= 0 {
-		cfg.NetTicktime = dist.DefaultNetTicktime
-	}
 	addr, err := distAddr(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -106,32 +97,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dialing %s at %s: %w", cfg.Target, addr, err)
 	}
-	res, err := handshake.Initiate(ctx, nc, handshake.InitiatorConfig{
-		Name:     cfg.Node,
-		Creation: cfg.Creation,
-		Flags:    handshake.ClientFlags &^ handshake.Published,
-		Cookie:   cfg.Cookie,
-		PeerName: cfg.Target,
-	})
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("client: handshake with %s: %w", cfg.Target, err)
-	}
-	connCtx, cancel := context.WithCancelCause(context.Background())
-	c := &Conn{
-		cfg:     cfg,
-		nc:      nc,
-		fw:      dist.NewFrameWriter(nc),
-		flags:   res.Flags,
-		refSalt: randomUint32(),
-		ctx:     connCtx,
-		cancel:  cancel,
-		pending: make(map[string]*call),
-	}
-	c.wg.Add(2)
-	go c.readLoop()
-	go c.tickLoop()
-	return c, nil
+	return DialConn(ctx, nc, cfg)
 }
 
 // distAddr finds production's distribution listener.
