@@ -135,7 +135,7 @@ func startFixture(t *testing.T) *fixture {
 	if got := prod.Eval(t, `true = code:add_patha(binary_to_list(`+beamtest.ErlBinary(ebin)+`)), ok = application:start(vw_app), ok = supervisor:terminate_child(vw_sup, vw_dead).`); got != "ok" {
 		t.Fatalf("start vw_app: %s", got)
 	}
-	f := &fixture{prod: prod, epmdAddr: "127.0.0.1:" + strconv.Itoa(port)}
+	f := &fixture{prod: prod, epmdAddr: "127.0.0.2:" + strconv.Itoa(port)}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	conn, err := client.Dial(ctx, client.Config{Node: viewNode, Target: prodName, EpmdAddr: f.epmdAddr,

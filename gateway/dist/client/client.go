@@ -109,6 +109,11 @@ func distAddr(ctx context.Context, cfg Config) (string, error) {
 	epmdAddr := cfg.EpmdAddr
 	if epmdAddr == "" {
 		epmdAddr = net.JoinHostPort(host, strconv.Itoa(DefaultEpmdPort))
+	} else if h, _, err := net.SplitHostPort(epmdAddr); err == nil {
+		// The node's distribution port is on the host its epmd answers
+		// on; the host in its name may not resolve from here (the
+		// gateway's configuration says where to reach it).
+		host = h
 	}
 	port, err := epmd.LookupPort(ctx, epmdAddr, alive)
 	if err != nil {

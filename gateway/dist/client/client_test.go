@@ -27,7 +27,7 @@ func startProd(t *testing.T) (prod *beamtest.Production, epmdAddr string) {
 	port := beamtest.StartEpmd(t)
 	prod = beamtest.StartProduction(t, beamtest.Options{Name: prodName, LongNames: true,
 		Cookie: testCookie, BindIP: "127.0.0.2", EpmdPort: port})
-	return prod, "127.0.0.1:" + strconv.Itoa(port)
+	return prod, "127.0.0.2:" + strconv.Itoa(port)
 }
 
 func dial(t *testing.T, cfg Config) *Conn {
@@ -147,7 +147,7 @@ func TestIdleConnectionSurvives(t *testing.T) {
 	port := beamtest.StartEpmd(t)
 	prod := beamtest.Start(t, beamtest.Options{Name: prodName, LongNames: true, Cookie: testCookie,
 		BindIP: "127.0.0.2", EpmdPort: port, ExtraArgs: []string{"-kernel", "net_ticktime", "2"}})
-	c := dial(t, Config{Node: clientName, Target: prodName, EpmdAddr: "127.0.0.1:" + strconv.Itoa(port),
+	c := dial(t, Config{Node: clientName, Target: prodName, EpmdAddr: "127.0.0.2:" + strconv.Itoa(port),
 		Cookie: testCookie, NetTicktime: 2 * time.Second})
 	select {
 	case <-c.Done():
