@@ -105,18 +105,13 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 			return nil, refuse("handshake.engineer", "sending status to the engineer: "+err.Error(), err)
 		}
 	case handshake.StatusAlive:
-		// Production already has a connection from this engineer name:
-		// let the engineer's node answer, as it would directly.
-		if err := acc.SendStatus(st); err != nil {
-			return nil, refuse("handshake.engineer", "sending status to the engineer: "+err.Error(), err)
-		}
-		cont, err := acc.RecvStatusReply()
-		if err != nil {
-			return nil, refuse("handshake.engineer", "reading the engineer's status reply: "+err.Error(), err)
-		}
-		if err := ini.SendStatusReply(cont); err != nil || !cont {
-			return nil, refuse("production.alive", "production already has a connection from "+name.Name, err)
-		}
+		// Production already has a connection from a node of this name.
+		// Answering "true" would make production drop it: an engineer
+		// naming their node after a cluster peer could cut production's
+		// own mesh. beamgate always answers "false".
+		_ = ini.SendStatusReply(false)
+		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
+		return nil, refuse("production.alive", "production already has a connection from a node named "+name.Name+"; beamgate never lets a new connection replace it (pick another node name, or wait for the old session to time out)", nil)
 	default:
 		_ = acc.SendStatus(handshake.Status{Code: st.Code})
 		return nil, refuse("production.status", fmt.Sprintf("production answered %s to %s", st.Code, name.Name), nil)

@@ -42,6 +42,8 @@ type fixture struct {
 	log       *audit.Log
 	epmdPort  int
 	relayAddr string
+	facePort  int
+	engRC     string
 }
 
 type fixtureOpts struct {
@@ -117,7 +119,8 @@ func startFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	go serveLoop(ctx, faceLn, func(c net.Conn) { _ = face.Serve(ctx, c) })
 
-	engRC := beamtest.WriteInetrc(t, map[string]string{"prod-01.beamgate.test": "127.0.0.1", "eng.beamgate.test": "127.0.0.1"})
+	engRC := beamtest.WriteInetrc(t, map[string]string{"prod-01.beamgate.test": "127.0.0.1", "eng.beamgate.test": "127.0.0.1", "direct.beamgate.test": "127.0.0.1"})
+	f.facePort, f.engRC = facePort, engRC
 	f.eng = beamtest.Start(t, beamtest.Options{Name: "eng@eng.beamgate.test", LongNames: true, Cookie: o.engCookie, Hidden: true,
 		BindIP: "127.0.0.1", EpmdPort: facePort, Inetrc: engRC, Kind: o.engKind, Erl: o.engErl, Elixir: o.engElixir})
 	if !o.noDirect {
@@ -396,5 +399,30 @@ func TestRelayRetriesWithFreshAndPreviousCookie(t *testing.T) {
 	}
 	if src.freshCalls != 1 {
 		t.Fatalf("fresh fetches = %d, want 1", src.freshCalls)
+	}
+}
+
+// An engineer naming their node after a node production is already
+// connected to (a cluster peer, here the direct engineer) must not make
+// production drop that connection: beamgate answers "alive" with false.
+func TestRelayNeverReplacesProductionConnection(t *testing.T) {
+	f := startFixture(t, fixtureOpts{})
+	if got := f.direct.Eval(t, "net_adm:ping("+prodAtomErl+")."); got != "pong" {
+		t.Fatalf("direct ping = %s", got)
+	}
+	imposter := beamtest.Start(t, beamtest.Options{Name: f.direct.Name, LongNames: true, Cookie: engCookie, Hidden: true,
+		BindIP: "127.0.0.1", EpmdPort: f.facePort, Inetrc: f.engRC})
+	if got := imposter.Eval(t, "net_adm:ping("+prodAtomErl+")."); got != "pang" {
+		t.Fatalf("imposter ping = %s", got)
+	}
+	if got := f.prod.Eval(t, "nodes(hidden)."); !strings.Contains(got, "direct@direct.beamgate.test") {
+		t.Fatalf("production lost its connection to the real node: %s", got)
+	}
+	if got := f.direct.Eval(t, "rpc:call("+prodAtomErl+", erlang, node, [])."); got != prodAtomErl {
+		t.Fatalf("the real node's connection broke: %s", got)
+	}
+	refused := f.records(t, audit.Filter{Event: "session_refused"})
+	if len(refused) == 0 || refused[0].Rule != "production.alive" {
+		t.Fatalf("refusals: %+v", refused)
 	}
 }
