@@ -33,11 +33,13 @@ fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
 MATRIX_OUT ?= bin/matrix.md
 
 .PHONY: matrix
-matrix: ## OTP 25/27/29 + Elixir interop through the relay (root; builds OTP 27/29 chroots once)
+matrix: ## OTP 25/27/29 + Elixir interop through the relay, then through ssh -N -L and the front door (root; builds OTP 27/29 chroots once)
 	@mkdir -p $(dir $(MATRIX_OUT))
 	@set +e; BEAMGATE_MATRIX=1 BEAMGATE_MATRIX_OUT=$(abspath $(MATRIX_OUT)) $(GO) test -count=1 -timeout 60m \
 		-run 'TestMatrix|OTP29|TestRelayClearsUnknownFlags|TestReleases|TestElixirReleases' \
-		./gateway/relay/ ./internal/otp/; rc=$$?; cat $(MATRIX_OUT) 2>/dev/null; exit $$rc
+		./gateway/relay/ ./internal/otp/; rc=$$?; \
+		BEAMGATE_MATRIX=1 BEAMGATE_MATRIX_OUT=$(abspath $(MATRIX_OUT)) $(GO) test -count=1 -timeout 30m -run '^TestMatrixSSH$$' ./gateway/ || rc=1; \
+		cat $(MATRIX_OUT) 2>/dev/null; exit $$rc
 
 .PHONY: bench
 bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewrites docs/benchmarks.md (~2 min)

@@ -1,0 +1,315 @@
+package gateway
+
+// The OTP interop matrix (issue 7) through the front door: every cell runs
+// a real production node of one OTP release, this package's SSH server with
+// the real relay in front of it, the real OpenSSH client's `ssh -N -L`, and
+// a real engineer node of another release following the banner's recipe
+// (ERL_EPMD_PORT at the forwarded epmd, ERL_INETRC mapping the node host to
+// 127.0.0.1, the gateway cookie). gateway/relay's TestMatrix runs the same
+// cells against the relay alone, without SSH.
+//
+// OTP 27 and 29 run in chroots from internal/otp; like TestMatrix this
+// runs only with BEAMGATE_MATRIX=1 (make matrix).
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"beamgate/audit"
+	"beamgate/internal/beamtest"
+	"beamgate/internal/otp"
+)
+
+// matrixSSHOutEnv names the Markdown file `make matrix` collects its tables
+// in; TestMatrixSSH appends its table after gateway/relay's.
+const matrixSSHOutEnv = "BEAMGATE_MATRIX_OUT"
+
+// matrixProdAtom is the production node every cell reaches, as in the
+// front-door tests: a short name on 127.0.0.2 behind the gateway.
+const matrixProdAtom = "'prismatic@prod-01'"
+
+// matrixEvil is the row every refused write would have inserted.
+const matrixEvil = `[beamgate_orders, {99, <<"evil">>, 0}]`
+
+// TestMatrixSSH runs, for every engineer release against every production
+// release and for iex engineers of each Elixir against production OTP 27,
+// the read-only checks and refusals of the front-door tests through
+// `ssh -N -L` and beamgate.
+func TestMatrixSSH(t *testing.T) {
+	if !otp.Enabled() {
+		t.Skipf("the OTP interop matrix runs with %s=1 (make matrix)", otp.EnableEnv)
+	}
+	requireOpenSSH(t)
+	beamtest.RequireErl(t)
+	start := time.Now()
+	m := &sshMatrix{cells: map[string]map[string]string{}, label: map[string]string{}}
+	for _, eng := range otp.Releases {
+		for _, prod := range otp.Releases {
+			t.Run(fmt.Sprintf("erl%s/prod%s", eng, prod), func(t *testing.T) {
+				row := "erl " + eng
+				defer m.record(t, row, prod)
+				prodErl, engErl := otp.Erl(t, prod), otp.Erl(t, eng)
+				m.noteVersions(t, row, eng, prod, false)
+				c := startSSHCell(t, prodErl, beamtest.Options{Erl: engErl})
+				c.checkEngineerRelease(t, eng)
+				c.check(t, prod)
+			})
+		}
+	}
+	for _, eng := range otp.Releases {
+		const prod = "27"
+		t.Run(fmt.Sprintf("iex-otp%s/prod%s", eng, prod), func(t *testing.T) {
+			row := "iex " + eng
+			defer m.record(t, row, prod)
+			prodErl, elixir := otp.Erl(t, prod), otp.Elixir(t, eng)
+			m.noteVersions(t, row, eng, prod, true)
+			c := startSSHCell(t, prodErl, beamtest.Options{Kind: beamtest.KindElixir, Elixir: elixir})
+			c.checkEngineerRelease(t, eng)
+			got := c.eng.EvalElixir(t, `p = :"prismatic@prod-01"; {Node.ping(p), :rpc.call(p, :erlang, :system_info, [:otp_release]) |> List.to_string()}`)
+			if want := `{:pong, "` + prod + `"}`; got != want {
+				t.Errorf("Elixir ping and rpc = %s, want %s", got, want)
+			}
+			c.check(t, prod)
+		})
+	}
+	m.report(t, time.Since(start))
+}
+
+// sshCell is one matrix cell: production, the gateway, alice's ssh -N -L
+// and her engineer node.
+type sshCell struct {
+	*gatewayEnv
+	prod *beamtest.Production
+	eng  *beamtest.Node
+}
+
+// startSSHCell starts production prismatic@prod-01 with prodErl (on
+// 127.0.0.2, with its own epmd), the gateway with the real relay in front
+// of it, alice's ssh -N -L of the epmd and gateway ports, and an engineer
+// node from eng (its erl or elixir launcher and kind) that reaches
+// production through the forwarded ports with the gateway cookie.
+func startSSHCell(t *testing.T, prodErl string, eng beamtest.Options) *sshCell {
+	t.Helper()
+	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
+	prod := beamtest.StartProduction(t, beamtest.Options{
+		Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd, Erl: prodErl,
+	})
+	epmdLocal, gwPort := freePort(t), freePort(t)
+	e := startGateway(t, envOptions{
+		dial:        "127.0.0.2:" + strconv.Itoa(prodEpmd),
+		gatewayPort: gwPort,
+		realRelay:   true,
+		extraYAML:   fmt.Sprintf("engineer_epmd_port: %d\n", epmdLocal),
+	})
+	e.forward("alice", e.aliceK, []string{
+		fmt.Sprintf("%d:prod-01:4369", epmdLocal),
+		fmt.Sprintf("%d:prod-01:%d", gwPort, gwPort),
+	}, epmdLocal)
+	eng.Name, eng.Hidden = "eng@localhost", true
+	eng.Cookie = e.gw.Cookie("alice", time.Now())
+	eng.EpmdPort = epmdLocal
+	eng.Inetrc = beamtest.WriteInetrc(t, map[string]string{"prod-01": "127.0.0.1"})
+	return &sshCell{gatewayEnv: e, prod: prod, eng: beamtest.Start(t, eng)}
+}
+
+// checkEngineerRelease makes sure the engineer runs the release its row
+// names (a chroot wrapper that fell back to the host's erl would not).
+func (c *sshCell) checkEngineerRelease(t *testing.T, rel string) {
+	t.Helper()
+	if got := c.eng.Eval(t, "erlang:system_info(otp_release)"); got != strconv.Quote(rel) {
+		t.Fatalf("engineer runs OTP %s, want %q", got, rel)
+	}
+}
+
+// check runs the cell's read-only checks and refusals and checks that
+// production is unchanged afterwards.
+func (c *sshCell) check(t *testing.T, prodRelease string) {
+	t.Helper()
+	before := c.prod.Snapshot(t)
+	if got := c.evalP(t, "net_adm:ping(P)"); got != "pong" {
+		t.Fatalf("ping through ssh -L and beamgate = %s\naudit log:\n%s", got, c.auditLog())
+	}
+	// What production itself answers, to compare the engineer's view with.
+	sysInfoKeys := c.prod.Eval(t, "lists:sort(proplists:get_keys(observer_backend:sys_info()))")
+	orders := c.prod.Eval(t, "lists:sort(ets:tab2list(beamgate_orders))")
+	for _, k := range []struct{ name, expr, want string }{
+		{"rpc node", "rpc:call(P, erlang, node, [])", matrixProdAtom},
+		{"erpc otp_release", "erpc:call(P, erlang, system_info, [otp_release])", strconv.Quote(prodRelease)},
+		{"sys_info keys", "lists:sort(proplists:get_keys(rpc:call(P, observer_backend, sys_info, [])))", sysInfoKeys},
+		// etop's collector, spawned on production, answers the engineer's
+		// process with {Pid, #etop_info{}}.
+		{"etop_collect", `process_flag(trap_exit, true),
+			C = spawn_link(P, observer_backend, etop_collect, [self()]),
+			receive {C, Info} -> element(1, Info) after 10000 -> timeout end`, "etop_info"},
+		// Table Viewer: get_table streams {Pid, Rows} until
+		// {Pid, '$end_of_table'}; rows are flattened because releases
+		// batch them differently.
+		{"get_table", `Pid = rpc:call(P, observer_backend, get_table, [self(), beamgate_orders, ets]),
+			Collect = fun Collect(Acc) -> receive {Pid, '$end_of_table'} -> Acc; {Pid, Rows} -> Collect(Acc ++ Rows) after 10000 -> timeout end end,
+			case Collect([]) of timeout -> timeout; Rows -> lists:sort(lists:flatten(Rows)) end`, orders},
+	} {
+		if got := c.evalP(t, k.expr); got != k.want {
+			t.Errorf("%s = %s, want %s", k.name, got, k.want)
+		}
+	}
+	// Refusals: the relay's own answer, well within the calls' 5 s
+	// timeouts (a hung request would give {badrpc,timeout} or a timeout
+	// error, not beamgate_denied).
+	for _, r := range []struct{ name, expr, want string }{
+		{"rpc ets:insert", "rpc:call(P, ets, insert, " + matrixEvil + ", 5000)",
+			"{badrpc,{'EXIT',{beamgate_denied,{ets,insert,2},"},
+		{"erpc ets:insert", "try erpc:call(P, ets, insert, " + matrixEvil + ", 5000) catch Class:Reason -> {Class, Reason} end",
+			"{exit,{exception,{beamgate_denied,{ets,insert,2},"},
+	} {
+		got := c.evalP(t, "T0 = erlang:monotonic_time(microsecond), R = begin "+r.expr+" end, {erlang:monotonic_time(microsecond) - T0, R}")
+		var us int
+		if _, err := fmt.Sscanf(got, "{%d,", &us); err != nil {
+			t.Errorf("%s: reply %s", r.name, got)
+			continue
+		}
+		if rest := got[strings.Index(got, ",")+1:]; !strings.HasPrefix(rest, r.want) {
+			t.Errorf("%s = %s, want prefix %s", r.name, rest, r.want)
+			continue
+		}
+		t.Logf("%s refused in %d µs", r.name, us)
+	}
+	if got := c.evalP(t, "net_adm:ping(P)"); got != "pong" {
+		t.Errorf("session did not survive the refusals: %s", got)
+	}
+	if after := c.prod.Snapshot(t); after != before {
+		t.Errorf("production changed:\nbefore %s\nafter  %s", before, after)
+	}
+	c.waitDenied(t, "ets.write", 2)
+	for where, text := range map[string]string{"engineer output": c.eng.Output(), "audit log": c.auditLog()} {
+		if strings.Contains(text, prodCookie) {
+			t.Errorf("the production cookie appears in the %s", where)
+		}
+	}
+}
+
+// evalP evaluates expr on the engineer with P bound to production.
+func (c *sshCell) evalP(t *testing.T, expr string) string {
+	t.Helper()
+	return c.eng.Eval(t, "P = "+matrixProdAtom+", "+expr)
+}
+
+// waitDenied waits (bounded) until the audit log holds want denied
+// messages of rule from the engineer to production.
+func (c *sshCell) waitDenied(t *testing.T, rule string, want int) {
+	t.Helper()
+	var got []audit.Record
+	for range 100 {
+		got = got[:0]
+		if f, err := os.Open(c.auditP); err == nil {
+			err = audit.Query(f, audit.Filter{Decision: audit.DecisionDeny, Event: "message"}, func(r audit.Record) error {
+				if r.Rule == rule && r.Target == "prismatic@prod-01" && r.User == "alice" {
+					got = append(got, r)
+				}
+				return nil
+			})
+			f.Close()
+			if err != nil {
+				t.Fatalf("audit query: %v", err)
+			}
+		}
+		if len(got) >= want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("audit log has %d refusals of rule %s, want %d:\n%s", len(got), rule, want, c.auditLog())
+}
+
+// sshMatrix collects the cells' results; subtests run one at a time.
+type sshMatrix struct {
+	rows  []string                     // "erl 27", "iex 29", in run order
+	cells map[string]map[string]string // row → production release → result
+	label map[string]string            // row or "prod REL" → table heading
+}
+
+func (m *sshMatrix) noteVersions(t *testing.T, row, eng, prod string, elixir bool) {
+	t.Helper()
+	engOTP, engElixir := otp.Versions(t, eng)
+	prodOTP, _ := otp.Versions(t, prod)
+	m.label["prod "+prod] = "OTP " + cmpOr(prodOTP, prod)
+	m.label[row] = "`erl` OTP " + cmpOr(engOTP, eng)
+	if elixir {
+		m.label[row] = "`iex` Elixir " + cmpOr(engElixir, "?") + " on OTP " + cmpOr(engOTP, eng)
+	}
+}
+
+func cmpOr(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+// record stores the subtest's outcome; deferred, it runs after Skip and
+// Fatal too.
+func (m *sshMatrix) record(t *testing.T, row, prod string) {
+	result := "✓"
+	switch {
+	case t.Failed():
+		result = "✗ failed"
+	case t.Skipped():
+		result = "skipped (chroot unavailable)"
+	}
+	if m.cells[row] == nil {
+		m.rows = append(m.rows, row)
+		m.cells[row] = map[string]string{}
+	}
+	m.cells[row][prod] = result
+}
+
+// report logs the Markdown table and appends it to $BEAMGATE_MATRIX_OUT.
+func (m *sshMatrix) report(t *testing.T, took time.Duration) {
+	cells, passed := 0, 0
+	for _, r := range m.cells {
+		for _, v := range r {
+			cells++
+			if v == "✓" {
+				passed++
+			}
+		}
+	}
+	status := "all cells passed"
+	if passed != cells {
+		status = fmt.Sprintf("%d of %d cells did not pass", cells-passed, cells)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "OTP interop matrix through `ssh -N -L` and beamgate's SSH front door, %s (UTC): %s (%s).\n\n",
+		time.Now().UTC().Format("2006-01-02"), status, took.Round(time.Second))
+	b.WriteString("| engineer \\ production |")
+	for _, p := range otp.Releases {
+		fmt.Fprintf(&b, " %s |", cmpOr(m.label["prod "+p], "OTP "+p))
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(otp.Releases)) + "\n")
+	for _, row := range m.rows {
+		fmt.Fprintf(&b, "| %s |", cmpOr(m.label[row], row))
+		for _, p := range otp.Releases {
+			fmt.Fprintf(&b, " %s |", cmpOr(m.cells[row][p], "–"))
+		}
+		b.WriteString("\n")
+	}
+	t.Log("\n" + b.String())
+	path := os.Getenv(matrixSSHOutEnv)
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Errorf("append to %s: %v", path, err)
+		return
+	}
+	if _, err := f.WriteString("\n" + b.String()); err != nil {
+		t.Errorf("append to %s: %v", path, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("append to %s: %v", path, err)
+	}
+}
