@@ -83,6 +83,8 @@ type Server struct {
 	mu        sync.Mutex
 	perUser   map[string]int           // authenticated connections per user
 	live      map[*connState]*Identity // authenticated connections, for revocations
+	closing   bool                     // Close or Shutdown began: no new tracked work
+	running   sync.WaitGroup           // supervisors and channel handlers (see track)
 	rev       revocationState
 	perTarget map[string]int // relay sessions per node name
 	views     *views.Limiter // one running view per user per node
@@ -148,8 +150,8 @@ func NewServer(o Options) (*Server, error) {
 		ConnCallback:         s.connCallback,
 		ServerConfigCallback: s.serverConfig,
 		ChannelHandlers: map[string]ssh.ChannelHandler{
-			"session":      s.handleSession,
-			"direct-tcpip": s.handleDirectTCPIP,
+			"session":      s.tracked(s.handleSession),
+			"direct-tcpip": s.tracked(s.handleDirectTCPIP),
 			"default":      s.handleOtherChannel,
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{
@@ -185,8 +187,15 @@ func (s *Server) Close() error {
 	if errors.Is(err, ssh.ErrServerClosed) {
 		err = nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeDrain)
+	defer cancel()
+	s.drain(ctx)
 	return errors.Join(err, s.closeAll())
 }
+
+// closeDrain bounds how long Close waits for sessions to write their last
+// audit records once their connections are closed.
+const closeDrain = 10 * time.Second
 
 // Shutdown stops accepting and waits for connections to end or ctx, then
 // closes what FromConfig opened.
@@ -194,6 +203,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.ssh.Shutdown(ctx)
 	if err != nil {
 		s.ssh.Close()
+		dctx, cancel := context.WithTimeout(context.Background(), closeDrain)
+		defer cancel()
+		s.drain(dctx)
+	} else {
+		s.drain(ctx)
 	}
 	return errors.Join(err, s.closeAll())
 }
@@ -237,8 +251,55 @@ func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
 	c := &connState{srv: s, ctx: ctx, netConn: conn, accepted: time.Now()}
 	c.lastActive.Store(time.Now().UnixNano())
 	ctx.SetValue(connStateKey{}, c)
-	go c.supervise()
+	if !s.track() {
+		conn.Close()
+		return nil
+	}
+	go func() {
+		defer s.running.Done()
+		c.supervise()
+	}()
 	return conn
+}
+
+// track counts a goroutine that may still write audit records (a
+// connection's supervisor, a channel handler), so that Close and Shutdown
+// wait for it before they close the audit log. It refuses once closing.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.running.Add(1)
+	return true
+}
+
+func (s *Server) tracked(h ssh.ChannelHandler) ssh.ChannelHandler {
+	return func(srv *ssh.Server, sc *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
+		if !s.track() {
+			newChan.Reject(gossh.ConnectionFailed, "the gateway is shutting down")
+			return
+		}
+		defer s.running.Done()
+		h(srv, sc, newChan, ctx)
+	}
+}
+
+// drain stops new work and waits, at most until ctx ends, for the
+// connections' supervisors and channel handlers to write their last audit
+// records (logouts, relay session ends).
+func (s *Server) drain(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown: gave up waiting for sessions to write their last audit records")
+	}
 }
 
 // supervise enforces the handshake timeout, sends keepalives, closes idle

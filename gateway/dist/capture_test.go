@@ -197,7 +197,7 @@ func TestCaptureRealNodes(t *testing.T) {
 	for _, want := range []string{
 		"e2p MONITOR_P", "e2p REG_SEND", "e2p DEMONITOR_P", "p2e SEND_SENDER", // net_adm:ping
 		"e2p SPAWN_REQUEST", "p2e SPAWN_REPLY", "p2e PAYLOAD_MONITOR_P_EXIT", // erpc
-		"p2e ALIAS_SEND",                                                      // rex block_call reply
+		"p2e ALIAS_SEND", // rex block_call reply
 		"e2p LINK", "e2p UNLINK_ID", "p2e UNLINK_ID_ACK", "e2p GROUP_LEADER",
 		"e2p SEND_SENDER", "e2p PAYLOAD_EXIT2", "p2e PAYLOAD_EXIT",
 	} {
