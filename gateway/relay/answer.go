@@ -58,3 +58,15 @@ func (s *session) answer(a policy.Answer) error {
 	}
 	return nil
 }
+
+// malformedAnswer answers a refused message whose payload could not be
+// decoded: a spawn request from one of the engineer's own processes gets
+// SPAWN_REPLY with the atom beamgate_denied (rpc:call returns
+// {badrpc, {'EXIT', beamgate_denied}}); anything else is only dropped.
+func (s *session) malformedAnswer(ctrl dist.Control) policy.Answer {
+	sr, ok := ctrl.(*dist.SpawnRequest)
+	if !ok || string(sr.From.Node) != s.legs.engName || sr.From.Creation != s.legs.engCreation {
+		return policy.Answer{}
+	}
+	return policy.Answer{Kind: policy.AnswerSpawnError, To: sr.From, ReqID: sr.ReqID, Value: term.Atom("beamgate_denied")}
+}

@@ -322,8 +322,8 @@ func TestNativeRecordsOTP29(t *testing.T) {
 		w := startWire(t, wireOpts{prodErl: erl, engErl: erl, viaRelay: true})
 		before := w.prod.Snapshot(t)
 		got := w.eng.Eval(t, "P = "+prodAtomErl+", pong = net_adm:ping(P), rpc:call(P, ets, info, [binary_to_term("+nativeRecordBin+")]).")
-		if got != "{badrpc,nodedown}" {
-			t.Errorf("rpc with a native record argument = %s, want {badrpc,nodedown}", got)
+		if got != "{badrpc,{'EXIT',beamgate_denied}}" {
+			t.Errorf("rpc with a native record argument = %s, want {badrpc,{'EXIT',beamgate_denied}}", got)
 		}
 		if bad := w.prodTap.undecodableFrames(toAcceptor); len(bad) != 0 {
 			t.Errorf("undecodable frames reached production: %q", bad)

@@ -426,3 +426,20 @@ func TestRelayNeverReplacesProductionConnection(t *testing.T) {
 		t.Fatalf("refusals: %+v", refused)
 	}
 }
+
+// A well-formed message whose payload is over a decoding limit is refused
+// on its own; the session goes on.
+func TestRelayRefusesUndecodablePayloadOnly(t *testing.T) {
+	f := startFixture(t, fixtureOpts{noDirect: true})
+	got := f.eng.Eval(t, "P = "+prodAtomErl+", Deep = lists:foldl(fun(_, A) -> [A] end, [], lists:seq(1, 500)), rpc:call(P, erlang, length, [Deep]).")
+	if got != "{badrpc,{'EXIT',beamgate_denied}}" {
+		t.Fatalf("rpc with a 500-deep argument = %s", got)
+	}
+	if got := f.eng.Eval(t, "rpc:call("+prodAtomErl+", erlang, node, [])."); got != prodAtomErl {
+		t.Fatalf("the session did not survive: %s", got)
+	}
+	denied := f.records(t, audit.Filter{Decision: audit.DecisionDeny})
+	if len(denied) != 1 || denied[0].Rule != "malformed" || denied[0].Op != "SPAWN_REQUEST" {
+		t.Fatalf("audit: %+v", denied)
+	}
+}

@@ -176,10 +176,25 @@ func (s *session) engineerReader(ctx context.Context) error {
 		if err != nil {
 			rec := s.record("message", audit.DecisionDeny, "malformed", "undecodable message: "+err.Error())
 			rec.Dir, rec.Size = "e2p", len(frame)
+			ctrl, _, cerr := dist.DecodeControl(frame, lim)
+			if cerr == nil {
+				rec.Op = ctrl.Op().String()
+			}
 			if aerr := s.r.cfg.Audit.Append(ctx, rec); aerr != nil {
 				return aerr
 			}
-			return &EndError{Reason: "the engineer sent a malformed message: " + err.Error()}
+			if cerr != nil {
+				// The frame itself is garbage: the stream cannot be trusted.
+				return &EndError{Reason: "the engineer sent a malformed message: " + err.Error()}
+			}
+			// A well-formed control message with a payload beamgate
+			// refuses to decode (over a limit, or a term type it does not
+			// police, such as an OTP 29 native record): refuse only this
+			// message, and fail a spawn request at once.
+			if err := s.answer(s.malformedAnswer(ctrl)); err != nil {
+				return err
+			}
+			continue
 		}
 		d := s.pol.Evaluate(m)
 		rec := s.record("message", d.Verdict.String(), d.Rule, d.Reason)
