@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"beamgate/gateway/dist"
 	"beamgate/gateway/dist/term"
 )
 
@@ -88,6 +89,11 @@ type Decision struct {
 	Answer Answer
 	// Fatal ends the session: forged identities and malformed messages.
 	Fatal bool
+	// Cleanup, when set, is a message the relay sends production on the
+	// engineer's behalf after a refusal: the DEMONITOR_P for the monitor a
+	// refused gen:call had set up (its caller got a synthesised DOWN and
+	// will not remove it).
+	Cleanup *dist.DemonitorP
 
 	grant bool // forwarded call whose result pids become the session's own
 }

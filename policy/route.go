@@ -29,8 +29,8 @@ func (s *Session) route(m dist.Message) Decision {
 		})
 	case *dist.MonitorP:
 		return s.forged(m, c.From, func() Decision {
-			if s.monitors >= s.prof.MaxMonitors {
-				return s.denied(m, "monitor-limit", fmt.Sprintf("the session holds %d monitors, the profile's max_monitors", s.monitors), termText(c.To))
+			if len(s.monitors) >= s.prof.MaxMonitors {
+				return s.denied(m, "monitor-limit", fmt.Sprintf("the session holds %d monitors, the profile's max_monitors", len(s.monitors)), termText(c.To))
 			}
 			return allow("monitor", termText(c.To))
 		})

@@ -117,7 +117,14 @@ type Session struct {
 	own      map[pidKey]struct{} // production pids the session spawned or was granted
 	linked   map[pidKey]struct{} // production pids linked to the engineer's processes
 	ioReq    map[pidKey]struct{} // production pids that sent the engineer an io_request
-	monitors int
+	monitors map[refKey]monitor // forwarded monitors, by reference
+}
+
+// monitor is one monitor the engineer set up on production.
+type monitor struct {
+	from term.Pid
+	to   term.Term
+	ref  term.Ref
 }
 
 // SessionConfig describes the two ends of a session.
@@ -151,6 +158,8 @@ func NewSession(c SessionConfig) *Session {
 		own:     map[pidKey]struct{}{},
 		linked:  map[pidKey]struct{}{},
 		ioReq:   map[pidKey]struct{}{},
+
+		monitors: map[refKey]monitor{},
 	}
 }
 
@@ -202,6 +211,9 @@ func (s *Session) Evaluate(m dist.Message) Decision {
 		if rule, reason := s.spend(newAtoms); rule != "" {
 			s.refuse(&d, m, rule, reason)
 		}
+	}
+	if !d.Verdict.Forwarded() {
+		s.cleanupMonitor(&d)
 	}
 	if d.Verdict.Forwarded() {
 		s.commit(m, &d)
@@ -316,10 +328,12 @@ func (s *Session) commit(m dist.Message, d *Decision) {
 			s.pending[k] = p
 		}
 	case *dist.MonitorP:
-		s.monitors++
+		if k, ok := keyOfRef(c.Ref); ok {
+			s.monitors[k] = monitor{from: c.From, to: c.To, ref: c.Ref}
+		}
 	case *dist.DemonitorP:
-		if s.monitors > 0 {
-			s.monitors--
+		if k, ok := keyOfRef(c.Ref); ok {
+			delete(s.monitors, k)
 		}
 	case *dist.Link:
 		s.put(s.linked, c.To, maxOwnPids)
@@ -351,8 +365,10 @@ func (s *Session) Observe(ctrl dist.Control, payload []byte) {
 	case *dist.Link:
 		s.put(s.linked, c.From, maxOwnPids)
 	case *dist.PayloadMonitorPExit:
+		s.monitorFired(c.Ref)
 		s.result(c.Ref, c.From, payload)
 	case *dist.MonitorPExit:
+		s.monitorFired(c.Ref)
 		s.result(c.Ref, c.From, nil)
 	case *dist.Exit:
 		s.gone(c.From)
@@ -362,6 +378,30 @@ func (s *Session) Observe(ctrl dist.Control, payload []byte) {
 		s.ioRequest(payload)
 	case *dist.SendSender:
 		s.ioRequest(payload)
+	}
+}
+
+// monitorFired forgets a monitor production reported DOWN.
+func (s *Session) monitorFired(ref term.Ref) {
+	if k, ok := keyOfRef(ref); ok {
+		delete(s.monitors, k)
+	}
+}
+
+// cleanupMonitor is called when a refused gen:call was answered with a
+// synthesised DOWN: the monitor the caller set up on production is still
+// there, so the relay removes it on the caller's behalf.
+func (s *Session) cleanupMonitor(d *Decision) {
+	if d.Answer.Kind != AnswerDown {
+		return
+	}
+	k, ok := keyOfRef(d.Answer.Ref)
+	if !ok {
+		return
+	}
+	if mon, found := s.monitors[k]; found && mon.from == d.Answer.To {
+		delete(s.monitors, k)
+		d.Cleanup = &dist.DemonitorP{From: mon.from, To: mon.to, Ref: mon.ref}
 	}
 }
 

@@ -443,3 +443,31 @@ func TestRelayRefusesUndecodablePayloadOnly(t *testing.T) {
 		t.Fatalf("audit: %+v", denied)
 	}
 }
+
+// A refused gen:call is answered with a DOWN; the monitor its caller set
+// up on production is removed on the caller's behalf, so refused calls do
+// not pile up monitors on production.
+func TestRelayRemovesMonitorsOfRefusedCalls(t *testing.T) {
+	f := startFixture(t, fixtureOpts{noDirect: true})
+	before := f.prod.Eval(t, "element(2, process_info(whereis(net_kernel), monitored_by)).")
+	got := f.eng.Eval(t, "P = "+prodAtomErl+", [catch gen_server:call({net_kernel, P}, {disconnect, P}, 5000) || _ <- lists:seq(1, 20)], ok.")
+	if got != "ok" {
+		t.Fatalf("refused calls: %s", got)
+	}
+	after := f.prod.Eval(t, "element(2, process_info(whereis(net_kernel), monitored_by)).")
+	if before != after {
+		t.Fatalf("net_kernel's monitors grew: before %s, after %s", before, after)
+	}
+	if n := len(f.records(t, audit.Filter{Event: "message"})); n == 0 {
+		t.Fatal("no audit records")
+	}
+	var cleanups int
+	for _, r := range f.records(t, audit.Filter{Decision: audit.DecisionAllow}) {
+		if r.Rule == "monitor.cleanup" {
+			cleanups++
+		}
+	}
+	if cleanups != 20 {
+		t.Fatalf("monitor cleanups audited: %d, want 20", cleanups)
+	}
+}

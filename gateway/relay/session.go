@@ -217,13 +217,39 @@ func (s *session) engineerReader(ctx context.Context) error {
 			if cap(buf) > 1<<20 {
 				buf = nil
 			}
-		} else if err := s.answer(d.Answer); err != nil {
-			return err
+		} else {
+			if err := s.answer(d.Answer); err != nil {
+				return err
+			}
+			if d.Cleanup != nil {
+				if err := s.forwardCleanup(ctx, d.Cleanup); err != nil {
+					return err
+				}
+			}
 		}
 		if d.Fatal {
 			return &EndError{Reason: "policy ended the session: " + d.Reason}
 		}
 	}
+}
+
+// forwardCleanup sends production a DEMONITOR_P on the engineer's behalf
+// (see policy.Decision.Cleanup), audited before it leaves like any other
+// message.
+func (s *session) forwardCleanup(ctx context.Context, c *dist.DemonitorP) error {
+	frame, err := dist.AppendMessageFrame(nil, dist.Message{Control: c})
+	if err != nil {
+		return fmt.Errorf("relay: encoding a monitor cleanup: %w", err)
+	}
+	rec := s.record("message", audit.DecisionAllow, "monitor.cleanup", "removes the monitor of a refused call, whose caller was told the target is down")
+	rec.Dir, rec.Op, rec.Size, rec.Dest = "gateway", c.Op().String(), len(frame)-4, term.Format(c.To, 128)
+	if err := s.r.cfg.Audit.Append(ctx, rec); err != nil {
+		return fmt.Errorf("audit log failed, session ended: %w", err)
+	}
+	if err := s.pw.WriteFrame(frame); err != nil {
+		return fmt.Errorf("writing to production: %w", err)
+	}
+	return nil
 }
 
 func isMFA(what string) bool {
