@@ -116,7 +116,7 @@ type Relay struct {
 	atomsMu sync.Mutex
 	atoms   map[string]*policy.AtomSet // per target node
 
-	unknownLogged sync.Map // target name → struct{}: unknown flag bits logged once
+	unknownLogged sync.Map // target/side/bits → struct{}: unknown flag bits logged once
 	standIn       atomic.Uint32
 }
 
@@ -254,13 +254,14 @@ func alivePart(node string) string {
 	return node
 }
 
-// logUnknownFlags logs, once per target, capability bits beamgate does not
-// know and therefore cleared.
+// logUnknownFlags logs, once per target, side and set of bits, capability
+// bits beamgate does not know and therefore cleared.
 func (r *Relay) logUnknownFlags(target, side string, unknown handshake.Flags) {
 	if unknown == 0 {
 		return
 	}
-	if _, loaded := r.unknownLogged.LoadOrStore(target+"/"+side, struct{}{}); loaded {
+	key := target + "/" + side + "/" + strconv.FormatUint(uint64(unknown), 16)
+	if _, loaded := r.unknownLogged.LoadOrStore(key, struct{}{}); loaded {
 		return
 	}
 	r.log.Warn("cleared capability flags unknown to beamgate",
