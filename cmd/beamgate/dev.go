@@ -105,6 +105,9 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			demoNode, demoIP, demo.epmdPort, filepath.Join(*state, "cookies.yaml"))
 		fmt.Fprintf(stdout, "\nTo see your recipe to observe it:\n\n  ssh%s -p %s dev@127.0.0.1\n\n", identity, port)
 		fmt.Fprintf(stdout, "(The recipe maps %s to 127.0.0.1 through ERL_INETRC; nothing to install.)\n", demoHost)
+		if generated != "" {
+			fmt.Fprintf(stdout, "(Add -i %s to the recipe's ssh -N command too.)\n", generated)
+		}
 	} else {
 		fmt.Fprintf(stdout, "\nLog in: ssh%s -p %s dev@127.0.0.1\n", identity, port)
 	}
