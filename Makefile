@@ -10,7 +10,7 @@ FUZZTIME ?= 30s
 .PHONY: help test build fuzz
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
 
 test: ## go vet, then every test (real BEAM nodes included) in each module
 	@set -e; for m in $(MODULES); do \
