@@ -79,39 +79,22 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 		return nil, refuse("cookie.unavailable", "the production cookie for cluster "+s.target.Cluster+" is unavailable: "+err.Error(), err)
 	}
 
-	pconn, err := s.dialProduction(ctx)
-	if err != nil {
-		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
-		return nil, refuse("production.unreachable", err.Error(), err)
-	}
+	pconn, ini, st, err := s.openProductionLeg(ctx, deadline, name, engFlags)
 	ok := false
 	defer func() {
 		if !ok && pconn != nil {
 			pconn.Close()
 		}
 	}()
-	_ = pconn.SetDeadline(deadline)
-	ini := handshake.NewInitiator(pconn)
-	if err := ini.SendName(handshake.Name{Flags: engFlags, Creation: name.Creation, Name: name.Name}); err != nil {
-		return nil, refuse("production.handshake", "sending send_name to production: "+err.Error(), err)
-	}
-	st, err := ini.RecvStatus()
 	if err != nil {
-		return nil, refuse("production.handshake", "reading production's status: "+err.Error(), err)
+		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
+		return nil, err
 	}
 	switch st.Code {
 	case handshake.StatusOk, handshake.StatusOkSimultaneous:
 		if err := acc.SendStatus(handshake.Status{Code: handshake.StatusOk}); err != nil {
 			return nil, refuse("handshake.engineer", "sending status to the engineer: "+err.Error(), err)
 		}
-	case handshake.StatusAlive:
-		// Production already has a connection from a node of this name.
-		// Answering "true" would make production drop it: an engineer
-		// naming their node after a cluster peer could cut production's
-		// own mesh. beamgate always answers "false".
-		_ = ini.SendStatusReply(false)
-		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
-		return nil, refuse("production.alive", "production already has a connection from a node named "+name.Name+"; beamgate never lets a new connection replace it (pick another node name, or wait for the old session to time out)", nil)
 	default:
 		_ = acc.SendStatus(handshake.Status{Code: st.Code})
 		return nil, refuse("production.status", fmt.Sprintf("production answered %s to %s", st.Code, name.Name), nil)
@@ -245,25 +228,44 @@ func (s *session) proveToProduction(ctx context.Context, deadline time.Time, pco
 	}
 }
 
+// openProductionLeg dials production and runs the handshake up to
+// production's status, as the engineer's node: its name, creation and
+// masked flags. An "alive" status is answered here: production already has
+// a connection from a node of this name, and answering "true" would make
+// production drop it (an engineer naming their node after a cluster peer
+// could cut production's own mesh), so beamgate always answers "false" and
+// refuses. The returned connection, when not nil, is the caller's to close.
+func (s *session) openProductionLeg(ctx context.Context, deadline time.Time, name handshake.Name, engFlags handshake.Flags) (net.Conn, *handshake.Initiator, handshake.Status, error) {
+	pconn, err := s.dialProduction(ctx)
+	if err != nil {
+		return nil, nil, handshake.Status{}, refuse("production.unreachable", err.Error(), err)
+	}
+	_ = pconn.SetDeadline(deadline)
+	ini := handshake.NewInitiator(pconn)
+	if err := ini.SendName(handshake.Name{Flags: engFlags, Creation: name.Creation, Name: name.Name}); err != nil {
+		return pconn, nil, handshake.Status{}, refuse("production.handshake", "sending send_name to production: "+err.Error(), err)
+	}
+	st, err := ini.RecvStatus()
+	if err != nil {
+		return pconn, nil, handshake.Status{}, refuse("production.handshake", "reading production's status: "+err.Error(), err)
+	}
+	if st.Code == handshake.StatusAlive {
+		_ = ini.SendStatusReply(false)
+		return pconn, nil, st, refuse("production.alive", "production already has a connection from a node named "+name.Name+"; beamgate never lets a new connection replace it (pick another node name, or wait for the old session to time out)", nil)
+	}
+	return pconn, ini, st, nil
+}
+
 // redoProductionLeg dials production again for another cookie attempt and
 // runs the handshake up to its challenge, which must come from the same
 // node incarnation the engineer was already told about.
 func (s *session) redoProductionLeg(ctx context.Context, deadline time.Time, name handshake.Name, engFlags handshake.Flags, pch *handshake.Challenge) (net.Conn, *handshake.Initiator, error) {
-	pconn, err := s.dialProduction(ctx)
+	pconn, ini, st, err := s.openProductionLeg(ctx, deadline, name, engFlags)
 	if err != nil {
-		return nil, nil, refuse("production.unreachable", err.Error(), err)
+		return pconn, nil, err
 	}
-	_ = pconn.SetDeadline(deadline)
-	ini := handshake.NewInitiator(pconn)
 	fail := func(err error) (net.Conn, *handshake.Initiator, error) {
 		return pconn, nil, refuse("production.handshake", "retrying production with another cookie: "+err.Error(), err)
-	}
-	if err := ini.SendName(handshake.Name{Flags: engFlags, Creation: name.Creation, Name: name.Name}); err != nil {
-		return fail(err)
-	}
-	st, err := ini.RecvStatus()
-	if err != nil {
-		return fail(err)
 	}
 	if st.Code != handshake.StatusOk && st.Code != handshake.StatusOkSimultaneous {
 		return fail(fmt.Errorf("production answered %s", st.Code))
