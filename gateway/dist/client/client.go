@@ -4,9 +4,13 @@
 // the way erpc does, so the gateway can ask production questions of its
 // own (node health, cookie rotation checks) without running an Erlang VM.
 //
+// It can also spawn a process with a pid of its own as parent (Spawn) and
+// receive what that process sends to the pid in a bounded Mailbox, as
+// observer's collectors report to the observer node.
+//
 // The client never executes anything it is sent: besides the replies to its
-// own calls it answers only io_requests (with {error, enotsup}) and drops
-// every other message.
+// own calls and the messages to its mailboxes it answers only io_requests
+// (with {error, enotsup}) and drops every other message.
 package client
 
 import (
@@ -69,7 +73,9 @@ type Conn struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	pending map[string]*call // by request reference
+	pending map[string]*call      // by request reference
+	boxes   map[term.Pid]*Mailbox // Spawn's mailboxes by our pid
+	boxRefs map[string]*Mailbox   // and by spawn request reference
 }
 
 // call is one Call in flight, keyed by its SPAWN_REQUEST reference (which
@@ -178,13 +184,17 @@ func (c *Conn) readLoop() {
 			c.cfg.Logf("client: dropping undecodable frame from %s: %v", c.cfg.Target, err)
 			continue
 		}
-		c.dispatch(m)
+		c.dispatch(m, len(frame))
 	}
 }
 
 // dispatch routes one message from production: results to their calls,
-// io_requests to ioReply, everything else to the floor.
-func (c *Conn) dispatch(m dist.Message) {
+// messages and exits to Spawn's mailboxes, io_requests to ioReply,
+// everything else to the floor.
+func (c *Conn) dispatch(m dist.Message, size int) {
+	if c.dispatchMailbox(m, size) {
+		return
+	}
 	var ref term.Term
 	switch ctl := m.Control.(type) {
 	case *dist.SpawnReply:
