@@ -2,6 +2,7 @@ package views
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -52,6 +53,16 @@ func Top(ctx context.Context, c Caller, opts TopOptions) (*TopResult, error) {
 		window = time.Second
 	}
 	window = min(window, MaxWindow)
+
+	// One collector run per sample; total_heap_size is not in what the
+	// collector reports, so it (and a caller that cannot spawn, or a
+	// policy that refuses the collector) takes one call per process.
+	if opts.By != "total_heap_size" {
+		res, err := topCollected(ctx, c, opts.By, n, window)
+		if !errors.Is(err, errNoCollector) {
+			return res, err
+		}
+	}
 
 	pids, total, err := processes(ctx, c)
 	if err != nil {

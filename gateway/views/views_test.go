@@ -52,7 +52,10 @@ func TestViewsNameTheCulprits(t *testing.T) {
 		if len(res.Rows) == 0 || res.Rows[0].Name != "mailbox_hog" || res.Rows[0].Value < 20000 {
 			t.Fatalf("top message_queue_len: %+v", res)
 		}
-		// The mailbox grows: a second look sees more.
+		// The mailbox grows: a second look sees more. The feeder sends
+		// every 2 ms and one collector run takes about as long, so give
+		// it time to send.
+		time.Sleep(50 * time.Millisecond)
 		again := decodeJSON[TopResult](t, runView(t, c, "top", "--by", "message_queue_len", "-n", "1", "--json"))
 		if again.Rows[0].Value <= res.Rows[0].Value {
 			t.Errorf("mailbox did not grow: %d then %d", res.Rows[0].Value, again.Rows[0].Value)
