@@ -72,7 +72,8 @@ type Mailbox struct {
 	done   chan struct{} // closed on exit, overflow or Close
 
 	mu       sync.Mutex
-	bytes    int // queued bytes
+	spawned  term.Pid // Pid, as the reader goroutine knows it
+	bytes    int      // queued bytes
 	maxBytes int
 	end      error // why done closed
 	sizes    chan int
@@ -285,15 +286,29 @@ func (c *Conn) dispatchMailbox(m dist.Message, size int) bool {
 	}
 	switch {
 	case byRef != nil && exit == nil: // the SPAWN_REPLY
+		var res term.Term
+		if r, ok := m.Control.(*dist.SpawnReply); ok {
+			res = r.Result
+		} else {
+			res = m.Control.(*dist.SpawnReplyTT).Result
+		}
+		if pid, ok := res.(term.Pid); ok {
+			mb.mu.Lock()
+			mb.spawned = pid
+			mb.mu.Unlock()
+		}
 		select {
 		case mb.reply <- m:
 		default:
 		}
 	case exit != nil:
-		if from != nil && *from != mb.Pid {
+		mb.mu.Lock()
+		spawned := mb.spawned
+		mb.mu.Unlock()
+		if from != nil && *from != spawned {
 			return false // not the process we spawned
 		}
-		mb.finish(&ExitError{Pid: mb.Pid, Reason: exit})
+		mb.finish(&ExitError{Pid: spawned, Reason: exit})
 	case term.IsTagged(m.Payload, "io_request", 4):
 		return false // ioReply answers it
 	default:
