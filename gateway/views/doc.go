@@ -8,7 +8,12 @@
 // Views only read. Every rpc call they make goes through a Caller; the
 // gateway gives them a PolicedCaller, which evaluates each call with the
 // engineer's policy profile exactly as a relayed erpc call would be and
-// appends an audit record before the call leaves. The work per view is
+// appends an audit record before the call leaves. top by memory,
+// reductions or message queue spawns observer's process collector
+// (observer_backend:procs_info/1, reporting to a pid of the gateway's
+// client) once per sample instead, policed and audited the same way; a
+// Caller that cannot spawn, or a policy that refuses the collector, falls
+// back to one call per process. The work per view is
 // bounded: each call reads one process with bounded concurrency, the
 // number of processes sampled and rows returned are capped, watch
 // intervals under a second are refused and a Limiter keeps one view
