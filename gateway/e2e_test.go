@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"beamgate/internal/beamtest"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -201,7 +203,7 @@ roles:
 	}
 	// Operational logs go to the test log and to a buffer checked for
 	// cookies at the end.
-	logBuf := &syncBuffer{}
+	logBuf := &beamtest.SyncBuffer{}
 	log := zaptest.NewLogger(t).WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewTee(c, zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logBuf), zap.DebugLevel))
 	}))
@@ -236,24 +238,6 @@ roles:
 		}
 	})
 	return e
-}
-
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // sshResult is one run of the OpenSSH client.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"beamgate/internal/beamtest"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -8,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,24 +129,6 @@ func TestAuditVerify(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestAuditTailFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, err := audit.Open(path, audit.Options{})
@@ -162,7 +145,7 @@ func TestAuditTailFollow(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var buf syncBuffer
+	var buf beamtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"audit", "tail", "-f", "--json", "--user", "carol", "--file", path}, &buf, &buf)

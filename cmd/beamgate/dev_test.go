@@ -1,6 +1,8 @@
 package main
 
 import (
+	"beamgate/internal/beamtest"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -11,27 +13,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func freeLocalPort(t *testing.T) int {
 	t.Helper()
@@ -56,7 +40,7 @@ func TestDevRecipe(t *testing.T) {
 	state := t.TempDir()
 	sshPort, gwPort, epmdLocal := freeLocalPort(t), freeLocalPort(t), freeLocalPort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
+	var stdout, stderr beamtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--state", state, "--listen", fmt.Sprintf("127.0.0.1:%d", sshPort),

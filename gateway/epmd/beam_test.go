@@ -1,6 +1,8 @@
 package epmd
 
 import (
+	"beamgate/internal/beamtest"
+
 	"bytes"
 	"context"
 	"errors"
@@ -37,31 +39,13 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer collects a child's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startChild starts a long-running program that the test kills and reaps
 // in cleanup. It returns the program's combined output so far on demand.
-func startChild(t *testing.T, epmdPort int, name string, args ...string) *syncBuffer {
+func startChild(t *testing.T, epmdPort int, name string, args ...string) *beamtest.SyncBuffer {
 	t.Helper()
 	cmd := exec.Command(requireProgram(t, name), args...)
 	cmd.Env = childEnv(t, epmdPort)
-	out := new(syncBuffer)
+	out := new(beamtest.SyncBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)

@@ -4,6 +4,8 @@ package handshake
 // nodes bind loopback addresses; every process is stopped in t.Cleanup.
 
 import (
+	"beamgate/internal/beamtest"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -15,7 +17,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -72,28 +73,10 @@ func freePort(t *testing.T, ips ...string) int {
 	return 0
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is an OS process started by a test.
 type process struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *beamtest.SyncBuffer
 	done chan struct{} // closed when the process has exited
 }
 
@@ -101,7 +84,7 @@ type process struct {
 // (SIGTERM, then SIGKILL) when the test ends.
 func startProcess(t *testing.T, env []string, name string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(name, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(name, args...), out: &beamtest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
