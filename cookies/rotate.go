@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -486,10 +485,8 @@ func epmdAddr(dial, node string) string {
 	if dial == "" {
 		_, dial, _ = strings.Cut(node, "@")
 	}
-	if _, _, err := net.SplitHostPort(dial); err == nil {
-		return dial
-	}
-	return net.JoinHostPort(strings.Trim(dial, "[]"), strconv.Itoa(client.DefaultEpmdPort))
+	addr, _ := epmd.Addr(dial)
+	return addr
 }
 
 // rotateNodes connects to every node with the old cookie first, then sets

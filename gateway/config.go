@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"beamgate/cookies"
+	"beamgate/gateway/epmd"
 	"beamgate/policy"
 
 	"go.yaml.in/yaml/v3"
@@ -99,10 +100,8 @@ func (n *Node) LongName() bool { return strings.Contains(n.Host, ".") }
 
 // EpmdAddr is the host:port of the node's epmd.
 func (n *Node) EpmdAddr() string {
-	if _, _, err := net.SplitHostPort(n.Dial); err == nil {
-		return n.Dial
-	}
-	return net.JoinHostPort(n.Dial, strconv.Itoa(epmdPort))
+	addr, _ := epmd.Addr(n.Dial)
+	return addr
 }
 
 // User is one engineer.

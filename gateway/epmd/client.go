@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -93,4 +95,15 @@ func clientErr(ctx context.Context, addr string, req Request, err error) error {
 		err = ctxErr
 	}
 	return fmt.Errorf("epmd: %v to %s: %w", req, addr, err)
+}
+
+// Addr turns a node's configured dial target, a host or host:port, into
+// the address of its epmd (DefaultPort when no port is given) and the host
+// its distribution port lives on. A bare IPv6 host may be bracketed or not.
+func Addr(dial string) (addr, host string) {
+	if h, _, err := net.SplitHostPort(dial); err == nil {
+		return dial, h
+	}
+	host = strings.Trim(dial, "[]")
+	return net.JoinHostPort(host, strconv.Itoa(DefaultPort)), host
 }

@@ -148,7 +148,7 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 }
 
 func (s *session) dialProduction(ctx context.Context) (net.Conn, error) {
-	eaddr, host := epmdAddr(s.target.Dial)
+	eaddr, host := epmd.Addr(s.target.Dial)
 	port, err := epmd.LookupPort(ctx, eaddr, alivePart(s.target.Name))
 	if err != nil {
 		return nil, fmt.Errorf("looking up %s in production's epmd at %s: %w", s.target.Name, eaddr, err)

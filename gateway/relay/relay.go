@@ -236,15 +236,6 @@ func newSessionID(ssh string) string {
 	return id
 }
 
-// epmdAddr and distHost split a Target's Dial into production's epmd
-// address and the host its distribution port lives on.
-func epmdAddr(dial string) (epmd, host string) {
-	if h, _, err := net.SplitHostPort(dial); err == nil {
-		return dial, h
-	}
-	return net.JoinHostPort(dial, "4369"), dial
-}
-
 func alivePart(node string) string {
 	for i := 0; i < len(node); i++ {
 		if node[i] == '@' {
