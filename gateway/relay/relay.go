@@ -16,6 +16,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -237,12 +238,8 @@ func newSessionID(ssh string) string {
 }
 
 func alivePart(node string) string {
-	for i := 0; i < len(node); i++ {
-		if node[i] == '@' {
-			return node[:i]
-		}
-	}
-	return node
+	alive, _, _ := strings.Cut(node, "@")
+	return alive
 }
 
 // logUnknownFlags logs, once per target, side and set of bits, capability

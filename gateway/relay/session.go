@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,14 +253,7 @@ func (s *session) forwardCleanup(ctx context.Context, c *dist.DemonitorP) error 
 	return nil
 }
 
-func isMFA(what string) bool {
-	for i := 0; i < len(what); i++ {
-		if what[i] == '/' {
-			return true
-		}
-	}
-	return false
-}
+func isMFA(what string) bool { return strings.Contains(what, "/") }
 
 // productionReader drains production as fast as it sends, whatever the
 // engineer does, into the engineer queue.

@@ -33,7 +33,7 @@ import (
 )
 
 // DefaultEpmdPort is where epmd listens unless told otherwise.
-const DefaultEpmdPort = 4369
+const DefaultEpmdPort = epmd.DefaultPort
 
 // ErrClosed is returned by calls on a closed or broken connection; the
 // cause is wrapped alongside it.
