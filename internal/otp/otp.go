@@ -15,8 +15,11 @@
 // The chroot releases are opt-in so that `make test` stays fast: they are
 // used (and built on first use) only when BEAMGATE_MATRIX=1, which
 // `make matrix` sets. Building and entering chroots needs root and
-// debootstrap. When a chroot cannot be built, Erl and Elixir skip the test
-// with the reason.
+// debootstrap. The packages come from the Debian mirror named by
+// $BEAMGATE_DEBIAN_MIRROR or, when that is unset, from the mirror of the
+// host's main Debian suite in apt's own sources (mirror.go); with neither,
+// building fails with an error naming the variable. When a chroot cannot
+// be built, Erl and Elixir skip the test with the reason.
 package otp
 
 import (
@@ -69,15 +72,6 @@ func CacheDir() string {
 		return d
 	}
 	return "/var/cache/beamgate-otp"
-}
-
-// mirror is the Debian mirror debootstrap uses: $BEAMGATE_DEBIAN_MIRROR,
-// or deb.debian.org.
-func mirror() string {
-	if m := os.Getenv("BEAMGATE_DEBIAN_MIRROR"); m != "" {
-		return m
-	}
-	return "http://deb.debian.org/debian"
 }
 
 // Erl returns an erl binary of the given OTP release for
@@ -213,6 +207,10 @@ func build(suite string) (string, error) {
 	if err != nil {
 		return "", errors.New("debootstrap not found: install Debian package debootstrap")
 	}
+	mirrorURL, mirrorSrc, err := mirror()
+	if err != nil {
+		return "", err
+	}
 	tmp := root + ".tmp"
 	for _, p := range []string{stamp, tmp, root} {
 		if err := os.RemoveAll(p); err != nil {
@@ -225,10 +223,11 @@ func build(suite string) (string, error) {
 		return "", err
 	}
 	defer logFile.Close()
+	fmt.Fprintf(logFile, "beamgate: debootstrap %s from %s (mirror from %s)\n", suite, mirrorURL, mirrorSrc)
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, debootstrap, "--variant=minbase",
-		"--include="+strings.Join(chrootPackages, ","), suite, tmp, mirror())
+		"--include="+strings.Join(chrootPackages, ","), suite, tmp, mirrorURL)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Stdin = nil
 	if err := cmd.Run(); err != nil {
