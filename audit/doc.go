@@ -12,6 +12,31 @@
 // [Log.Failed] is closed so live sessions can be cut. There is no fail-open
 // mode.
 //
+// # Writing records
+//
+// Every writer (the SSH front door, the relay, the text views, the
+// operator commands) holds a [Sink] through a [Writer] and calls
+// [Writer.Record] with a [Stake]: [Gate] where the action waits for its
+// record (anything that reaches production or hands out a credential; an
+// error means the action does not happen), [After] where the record
+// describes what already happened or was refused (a failure is logged).
+//
+// # Events
+//
+// The vocabulary is in event.go: [Event], [Dir] and [Decision] are typed,
+// and [Events] lists every event. By writer:
+//
+//   - front door: login, logout, disconnect (idle), channel, session,
+//     session_request, exec, forward (ssh -L), remote_forward (ssh -R,
+//     refused), epmd, command (a text view), offboard (a revoked user's
+//     connection cut);
+//   - relay: session_start, session_refused, session_end, session_cut,
+//     message (one engineer→production message, with op, mfa, rule);
+//   - text views: view (one call a view made);
+//   - operator commands: cookie_rotate (one rotation step, Detail["step"]),
+//     offboard (a revocation, Detail["step"] revoke or done);
+//   - the log itself: rotate.
+//
 // # Line format and hash chain
 //
 // Each line is the zap JSON encoding of a [Record] (sampling off, keys in

@@ -41,7 +41,7 @@ func FuzzLineRoundTrip(f *testing.F) {
 	f.Add("", "", "", "", "", "", int64(253402300800), uint64(0)) // year 10000
 	f.Fuzz(func(t *testing.T, event, user, mfa, args, dk, dv string, n int64, serial uint64) {
 		r := Record{
-			Time: time.Unix(n, n%1e9), Seq: serial, Event: event, User: user, MFA: mfa, Args: args,
+			Time: time.Unix(n, n%1e9), Seq: serial, Event: Event(event), User: user, MFA: mfa, Args: args,
 			CertSerial: serial, BytesIn: n, Size: int(n), Write: n%2 == 0,
 			Detail: map[string]string{dk: dv}, Prev: GenesisHash,
 		}

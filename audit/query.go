@@ -16,9 +16,9 @@ type Filter struct {
 	User     string
 	Node     string // matches Engineer or Target
 	Cluster  string
-	Decision string
+	Decision Decision
 	Session  string
-	Event    string
+	Event    Event
 	Since    time.Time // inclusive; zero means no lower bound
 	Until    time.Time // exclusive; zero means no upper bound
 }

@@ -22,31 +22,8 @@ const MaxLineLen = 1 << 20
 // GenesisHash is the Prev of the first record of a log.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// Event values.
-const (
-	EventMessage      = "message"       // one relayed or refused distribution message
-	EventSessionStart = "session_start" // engineer node connected to a target
-	EventSessionEnd   = "session_end"   // with BytesIn/Out and MsgsIn/Out
-	EventChannel      = "channel"       // SSH channel accepted or refused
-	EventLogin        = "login"         // SSH authentication result
-	EventEpmd         = "epmd"          // epmd query answered by the gateway
-	EventRotate       = "rotate"        // log rotation / head anchoring
-	EventOffboard     = "offboard"      // user or key revoked
-)
-
-// Dir values: the direction of a relayed message.
-const (
-	DirE2P = "e2p" // engineer to production
-	DirP2E = "p2e" // production to engineer
-)
-
-// Decision values.
-const (
-	DecisionAllow      = "allow"
-	DecisionDeny       = "deny"
-	DecisionAllowWrite = "allow_write" // allowed and flagged as a write (audit mode)
-	DecisionInfo       = "info"
-)
+// ErrNoSink is returned by a [Writer] with no Sink: a Gate fails.
+var ErrNoSink = errors.New("audit: no audit sink configured")
 
 // ErrRecordTooLarge is returned by Append for a record whose line would
 // exceed MaxLineLen. The log stays usable; the caller must not forward.
@@ -64,7 +41,7 @@ var ErrTimeOutOfRange = errors.New("audit: record time outside years 0000-9999")
 type Record struct {
 	Time       time.Time `json:"time"` // RFC3339Nano, UTC
 	Seq        uint64    `json:"seq"`  // assigned by the log, 1, 2, 3, ...
-	Event      string    `json:"event,omitempty"`
+	Event      Event     `json:"event,omitempty"`
 	Session    string    `json:"session,omitempty"`
 	User       string    `json:"user,omitempty"`
 	KeyID      string    `json:"key_id,omitempty"`
@@ -73,11 +50,11 @@ type Record struct {
 	Engineer   string    `json:"engineer,omitempty"` // engineer node
 	Target     string    `json:"target,omitempty"`   // production node
 	Cluster    string    `json:"cluster,omitempty"`
-	Dir        string    `json:"dir,omitempty"` // "e2p" or "p2e"
+	Dir        Dir       `json:"dir,omitempty"`
 	Op         string    `json:"op,omitempty"`  // e.g. "SPAWN_REQUEST", "REG_SEND"
 	MFA        string    `json:"mfa,omitempty"` // e.g. "erlang:process_info/2"
 	Dest       string    `json:"dest,omitempty"`
-	Decision   string    `json:"decision,omitempty"`
+	Decision   Decision  `json:"decision,omitempty"`
 	Write      bool      `json:"write,omitempty"`
 	Rule       string    `json:"rule,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
@@ -100,7 +77,7 @@ type Record struct {
 func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("time", r.Time.UTC().Format(time.RFC3339Nano))
 	enc.AddUint64("seq", r.Seq)
-	addString(enc, "event", r.Event)
+	addString(enc, "event", string(r.Event))
 	addString(enc, "session", r.Session)
 	addString(enc, "user", r.User)
 	addString(enc, "key_id", r.KeyID)
@@ -111,11 +88,11 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	addString(enc, "engineer", r.Engineer)
 	addString(enc, "target", r.Target)
 	addString(enc, "cluster", r.Cluster)
-	addString(enc, "dir", r.Dir)
+	addString(enc, "dir", string(r.Dir))
 	addString(enc, "op", r.Op)
 	addString(enc, "mfa", r.MFA)
 	addString(enc, "dest", r.Dest)
-	addString(enc, "decision", r.Decision)
+	addString(enc, "decision", string(r.Decision))
 	if r.Write {
 		enc.AddBool("write", true)
 	}

@@ -2,6 +2,8 @@ package cookies
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -278,4 +280,10 @@ func addedSince(prev *Snapshot, cur Snapshot) []Revocation {
 		}
 	}
 	return out
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -520,8 +520,8 @@ func (s *VaultStore) forget(cluster string) {
 // ClusterPath returns the KV path (below the mount) of cluster's secret.
 func (s *VaultStore) ClusterPath(cluster string) string { return s.cfg.PathPrefix + "/" + cluster }
 
-// checkCluster refuses cluster names that would escape the prefix.
-func checkCluster(cluster string) error {
+// CheckCluster refuses cluster names that would escape the prefix.
+func CheckCluster(cluster string) error {
 	if cluster == "" || len(cluster) > 255 || strings.ContainsAny(cluster, "/\\?#%") ||
 		cluster == "." || cluster == ".." {
 		return fmt.Errorf("cookies: bad cluster name %q", cluster)
@@ -588,7 +588,7 @@ func (s *VaultStore) CookieVersion(ctx context.Context, cluster string) (int, er
 // entry returns cluster's cache entry, refreshed from Vault when it is
 // older than the TTL or fresh is set.
 func (s *VaultStore) entry(ctx context.Context, cluster string, fresh bool) (*clusterEntry, error) {
-	if err := checkCluster(cluster); err != nil {
+	if err := CheckCluster(cluster); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"beamgate/gateway/config"
 	"bytes"
 	"errors"
 	"fmt"
@@ -44,7 +45,7 @@ var (
 // authenticator decides public-key and certificate logins against a
 // validated Config. It is safe for concurrent use.
 type authenticator struct {
-	cfg   *Config
+	cfg   *config.Config
 	clock func() time.Time
 }
 
@@ -60,7 +61,7 @@ func (a *authenticator) checkKey(conn gossh.ConnMetadata, key gossh.PublicKey) (
 	cert, isCert := key.(*gossh.Certificate)
 	if !isCert {
 		wire := key.Marshal()
-		if slices.ContainsFunc(user.keys, func(k []byte) bool { return bytes.Equal(k, wire) }) {
+		if user.HasKey(wire) {
 			return &gossh.Permissions{}, nil
 		}
 		return nil, errKeyNotListed
@@ -82,7 +83,7 @@ func (a *authenticator) checkCert(principal string, cert *gossh.Certificate) err
 		return errCertAuthority
 	}
 	ca := cert.SignatureKey.Marshal()
-	if !slices.ContainsFunc(a.cfg.caKeys, func(k gossh.PublicKey) bool { return bytes.Equal(k.Marshal(), ca) }) {
+	if !slices.ContainsFunc(a.cfg.CAKeys(), func(k gossh.PublicKey) bool { return bytes.Equal(k.Marshal(), ca) }) {
 		return errUnknownCA
 	}
 	checker := gossh.CertChecker{

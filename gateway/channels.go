@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"beamgate/audit"
+	"beamgate/gateway/config"
 	"beamgate/gateway/epmd"
 	"beamgate/gateway/relay"
 
@@ -30,12 +31,12 @@ type directTCPIP struct {
 
 // forward is the decision for one direct-tcpip channel.
 type forward struct {
-	kind  string // "epmd" or "relay"; "" when refused
-	host  string // the destination host as the engineer named it
-	node  *Node  // the relay target
-	on    []*Node
+	kind  string       // "epmd" or "relay"; "" when refused
+	host  string       // the destination host as the engineer named it
+	node  *config.Node // the relay target
+	on    []*config.Node
 	deny  string // refusal reason
-	grant Grant
+	grant config.Grant
 }
 
 // decideForward decides a direct-tcpip destination for user. Only the
@@ -44,13 +45,13 @@ type forward struct {
 // open proxy.
 func (s *Server) decideForward(user, host string, port uint32) forward {
 	f := forward{host: host}
-	on := nodesOnHost(s.cfg.Reachable(user), host)
+	on := config.NodesOnHost(s.cfg.Reachable(user), host)
 	if len(on) == 0 {
 		f.deny = fmt.Sprintf("%s is not the host of a node you may reach", host)
 		return f
 	}
 	f.on = on
-	if port == epmdPort {
+	if port == config.EpmdPort {
 		f.kind = "epmd"
 		return f
 	}
@@ -75,18 +76,18 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 	}
 	var p directTCPIP
 	if err := gossh.Unmarshal(newChan.ExtraData(), &p); err != nil || len(p.DestAddr) > 255 {
-		s.appendAudit(s.record(ctx, id, "forward", audit.DecisionDeny, "malformed direct-tcpip request"))
+		s.aud.Record(ctx, audit.After, s.record(ctx, id, audit.EventForward, audit.DecisionDeny, "malformed direct-tcpip request"))
 		newChan.Reject(gossh.ConnectionFailed, "malformed direct-tcpip request")
 		return
 	}
 	dest := net.JoinHostPort(p.DestAddr, strconv.FormatUint(uint64(p.DestPort), 10))
 	deny := func(reason gossh.RejectionReason, msg string, f forward) {
-		r := s.record(ctx, id, "forward", audit.DecisionDeny, msg)
+		r := s.record(ctx, id, audit.EventForward, audit.DecisionDeny, msg)
 		r.Dest = dest
 		if f.node != nil {
 			r.Target, r.Cluster = f.node.Name, f.node.Cluster
 		}
-		s.appendAudit(r)
+		s.aud.Record(ctx, audit.After, r)
 		s.log.Info("forward refused", zap.String("user", id.User), zap.String("dest", dest), zap.String("reason", msg))
 		newChan.Reject(reason, msg)
 	}
@@ -111,14 +112,14 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 		release = func() { s.releaseTarget(f.node.Name); c.closeChannel() }
 	}
 
-	r := s.record(ctx, id, "forward", audit.DecisionAllow, "")
+	r := s.record(ctx, id, audit.EventForward, audit.DecisionAllow, "")
 	r.Dest = dest
 	if f.node != nil {
 		r.Target, r.Cluster = f.node.Name, f.node.Cluster
 	} else {
 		r.Detail = mergeDetail(r.Detail, "service", "epmd")
 	}
-	if err := s.appendAuditErr(r); err != nil {
+	if err := s.aud.Record(ctx, audit.Gate, r); err != nil {
 		release()
 		newChan.Reject(gossh.ConnectionFailed, "audit log unavailable")
 		return
@@ -139,20 +140,20 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 	case "epmd":
 		err = s.faceFor(ctx, id, f).Serve(chCtx, conn)
 	case "relay":
-		err = s.opts.Relay.Serve(chCtx, s.engineer(ctx, sc, id, f.grant), f.node.Target(), conn)
+		err = s.opts.Relay.Serve(chCtx, s.engineer(ctx, sc, id, f.grant), targetOf(f.node), conn)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Info("forward ended", zap.String("user", id.User), zap.String("dest", dest), zap.String("service", f.kind), zap.Error(err))
 	}
 }
 
-// Target is the relay's view of n.
-func (n *Node) Target() relay.Target {
+// targetOf is the relay's view of n.
+func targetOf(n *config.Node) relay.Target {
 	return relay.Target{Cluster: n.Cluster, Name: n.Name, Dial: n.Dial, GatewayPort: n.GatewayPort}
 }
 
 // engineer builds the relay's view of the authenticated user.
-func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g Grant) relay.Engineer {
+func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g config.Grant) relay.Engineer {
 	return relay.Engineer{
 		User:       id.User,
 		Roles:      append([]string(nil), s.cfg.Users[id.User].Roles...),
@@ -195,13 +196,15 @@ func (s *Server) faceFor(ctx ssh.Context, id *Identity, f forward) *epmd.Face {
 			case epmd.OutcomeNotFound, epmd.OutcomeRefused:
 				decision = audit.DecisionDeny
 			}
-			r := s.record(ctx, id, "epmd", decision, outcome)
-			r.Dest = net.JoinHostPort(f.host, strconv.Itoa(epmdPort))
+			r := s.record(ctx, id, audit.EventEpmd, decision, outcome)
+			r.Dest = net.JoinHostPort(f.host, strconv.Itoa(config.EpmdPort))
 			r.Op = req.String()
 			if pp, ok := req.(*epmd.PortPlease2Req); ok {
 				r.Detail = mergeDetail(r.Detail, "alive", pp.Name)
 			}
-			s.appendAudit(r)
+			// The face answers from configuration, never from production,
+			// and refuses whatever it does not know: the record follows.
+			s.aud.Record(ctx, audit.After, r)
 		},
 	}
 }
@@ -253,14 +256,14 @@ func (s *Server) releaseTarget(node string) {
 // channels are server-initiated and never opened by beamgate).
 func (s *Server) handleOtherChannel(_ *ssh.Server, sc *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
 	id, _ := identityOf(sc)
-	r := s.record(ctx, id, "channel", audit.DecisionDeny, "channel type refused")
+	r := s.record(ctx, id, audit.EventChannel, audit.DecisionDeny, "channel type refused")
 	r.Op = truncate(newChan.ChannelType(), 64)
-	s.appendAudit(r)
+	s.aud.Record(ctx, audit.After, r)
 	newChan.Reject(gossh.UnknownChannelType, "channel type "+strconv.Quote(r.Op)+" is refused")
 }
 
 // epmdReachable asks n's epmd whether n is registered.
-func epmdReachable(ctx context.Context, n *Node) bool {
+func epmdReachable(ctx context.Context, n *config.Node) bool {
 	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
 	defer cancel()
 	_, err := epmd.LookupPort(ctx, n.EpmdAddr(), n.Alive)

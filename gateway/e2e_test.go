@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"beamgate/internal/beamtest"
+	"beamgate/policy"
 
 	"bytes"
 	"context"
@@ -18,6 +19,7 @@ import (
 
 	"beamgate/audit"
 	"beamgate/cookies"
+	"beamgate/gateway/config"
 	"beamgate/gateway/relay"
 
 	"go.uber.org/zap"
@@ -36,7 +38,7 @@ type gatewayEnv struct {
 	srv    *Server
 	addr   string // 127.0.0.1:port
 	port   string
-	cfg    *Config
+	cfg    *config.Config
 	gw     cookies.Gateway
 	auditP string
 	aliceK string // alice's private key path
@@ -66,6 +68,13 @@ func (f *fakeRelay) Serve(ctx context.Context, eng relay.Engineer, t relay.Targe
 	conn.Write([]byte("relay:" + t.Name + "\n"))
 	return conn.Close()
 }
+
+// CloseUser has no sessions to end: Serve's sessions end with their
+// SSH connection, which the front door closes itself.
+func (f *fakeRelay) CloseUser(user, reason string) int { return 0 }
+
+// KnownAtoms is a private set per call.
+func (f *fakeRelay) KnownAtoms(target string) *policy.AtomSet { return policy.NewAtomSet(1000) }
 
 func requireOpenSSH(t *testing.T) {
 	t.Helper()
@@ -175,7 +184,7 @@ roles:
 %s`, o.dial, o.gatewayPort, readPub(t, e.aliceK), readPub(t, e.bobK), ca, o.extraYAML)
 	cfgPath := filepath.Join(dir, "beamgate.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
-	cfg, err := LoadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +223,11 @@ roles:
 		e.relay = &fakeRelay{}
 		rl = e.relay
 	}
-	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: alog, Relay: rl, Log: log,
+	var views cookies.Source // views need production: on with the real relay only
+	if o.realRelay {
+		views = store
+	}
+	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: alog, Relay: rl, Cookies: views, Log: log,
 		Revocations: o.revocations, RevocationInterval: 50 * time.Millisecond, RevocationStaleLimit: o.revStale})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"beamgate/gateway/config"
+	"beamgate/internal/beamtest"
 	"strings"
 	"testing"
 )
@@ -9,7 +11,7 @@ import (
 // port an engineer asks for, a channel is allowed only to the host of a
 // node the user may reach, on 4369 or that node's gateway port.
 func FuzzDecideForward(f *testing.F) {
-	cfg, err := ParseConfig([]byte(exampleConfig), "/etc/beamgate")
+	cfg, err := config.Parse([]byte(beamtest.ExampleConfig), "/etc/beamgate")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -51,14 +53,14 @@ func FuzzDecideForward(f *testing.F) {
 // FuzzParseConfig: arbitrary configuration text never panics, and
 // anything accepted has every node named and ported.
 func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte(exampleConfig))
+	f.Add([]byte(beamtest.ExampleConfig))
 	f.Add([]byte("listen: [\n"))
 	f.Add([]byte("clusters: {a: {nodes: [{name: a@b, dial: 'x:1', gateway_port: 70000}]}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<16 {
 			return
 		}
-		cfg, err := ParseConfig(data, "/etc/beamgate")
+		cfg, err := config.Parse(data, "/etc/beamgate")
 		if err != nil {
 			return
 		}

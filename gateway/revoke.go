@@ -18,12 +18,6 @@ type RevocationSource interface {
 	List(ctx context.Context) (cookies.Snapshot, error)
 }
 
-// userCloser is the part of *relay.Relay that ends a user's relayed
-// distribution sessions.
-type userCloser interface {
-	CloseUser(user, reason string) int
-}
-
 // Login refusals from the revocation list.
 var (
 	errRevoked = errors.New("revoked: the user, key or certificate is on the revocation list")
@@ -119,10 +113,8 @@ func (s *Server) applyRevocations(snap cookies.Snapshot) {
 	}
 	s.log.Info("revocation list changed", zap.Int("version", snap.Version), zap.Int("added", len(snap.Added)), zap.Int("cutting", len(cut)))
 	for user, reason := range users {
-		if cu, ok := s.opts.Relay.(userCloser); ok {
-			n := cu.CloseUser(user, "revoked: "+reason)
-			s.log.Info("revoked user's relayed sessions ended", zap.String("user", user), zap.Int("sessions", n))
-		}
+		n := s.opts.Relay.CloseUser(user, "revoked: "+reason)
+		s.log.Info("revoked user's relayed sessions ended", zap.String("user", user), zap.Int("sessions", n))
 	}
 	for _, c := range cut {
 		if sc := serverConnOf(c.ctx); sc != nil {

@@ -21,41 +21,46 @@ import (
 
 	"beamgate/audit"
 	"beamgate/cookies"
+	"beamgate/gateway/config"
 	"beamgate/gateway/relay"
 	"beamgate/gateway/views"
+	"beamgate/policy"
 
 	"github.com/gliderlabs/ssh"
 	"go.uber.org/zap"
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// Auditor is the part of *audit.Log the front door uses.
-type Auditor interface {
-	Append(ctx context.Context, r *audit.Record) error
-}
-
-// Relayer is the part of *relay.Relay the front door uses.
+// Relayer is what the front door needs of the distribution relay
+// (*relay.Relay).
 type Relayer interface {
+	// Serve relays one engineer connection to t until either side ends.
 	Serve(ctx context.Context, eng relay.Engineer, t relay.Target, conn net.Conn) error
+	// CloseUser ends every live session of user (a revocation) and returns
+	// how many ended.
+	CloseUser(user, reason string) int
+	// KnownAtoms is the atom set the relay's sessions to target share; the
+	// text views' policy sessions spend the same budget.
+	KnownAtoms(target string) *policy.AtomSet
 }
 
 // Options wire a Server.
 type Options struct {
-	Config     *Config // validated (LoadConfig or ParseConfig)
+	Config     *config.Config // validated (config.Load or config.Parse)
 	HostSigner gossh.Signer
 	Gateway    cookies.Gateway // derives engineers' gateway cookies
-	Audit      Auditor
+	Audit      audit.Sink      // every decision is written here; see audit.Stake
 	Relay      Relayer
 	Log        *zap.Logger
 	// Now is the clock for cookies and certificate validity; nil is time.Now.
 	Now func() time.Time
 	// Reachable reports whether node answers now; nil asks its epmd with a
 	// short timeout.
-	Reachable func(ctx context.Context, n *Node) bool
+	Reachable func(ctx context.Context, n *config.Node) bool
 	// Cookies yields production cookies for the text views' hidden-node
-	// client; nil takes the relay's source (relay.Relay.CookieSource), and
-	// without one the views are off.
-	Cookies relay.CookieSource
+	// client, tried in the order of cookies.Attempts (normally the relay's
+	// own source). nil turns the views off: they refuse, saying so.
+	Cookies cookies.Source
 	// Revocations, when set, is enforced at every login and watched:
 	// a newly revoked user's (or key's, or certificate's) connections and
 	// relayed sessions are cut. NewServer reads it once and fails if it
@@ -72,13 +77,14 @@ type Options struct {
 
 // Server is the SSH front door.
 type Server struct {
-	cfg   *Config
+	cfg   *config.Config
 	opts  Options
 	log   *zap.Logger
 	auth  *authenticator
+	aud   audit.Writer
 	ssh   *ssh.Server
 	now   func() time.Time
-	reach func(ctx context.Context, n *Node) bool
+	reach func(ctx context.Context, n *config.Node) bool
 
 	mu        sync.Mutex
 	perUser   map[string]int           // authenticated connections per user
@@ -88,11 +94,15 @@ type Server struct {
 	rev       revocationState
 	perTarget map[string]int // relay sessions per node name
 	views     *views.Limiter // one running view per user per node
-	closers   []func() error // run after the SSH server closed (FromConfig)
+	closers   []func() error // the server's own background work (the revocation watcher), stopped by Close and Shutdown
 }
 
 // auditTimeout bounds one audit append made by the front door.
 const auditTimeout = 5 * time.Second
+
+// auditUnavailable is what an engineer reads when an action was not done
+// because its audit record could not be written.
+const auditUnavailable = "beamgate: the gateway's audit log cannot be written right now, so nothing was done; this is not your key or cookie: tell the bastion's operators"
 
 // keepaliveMisses is how many unanswered keepalives close a connection.
 const keepaliveMisses = 3
@@ -121,12 +131,7 @@ func NewServer(o Options) (*Server, error) {
 		live:      map[*connState]*Identity{},
 		perTarget: map[string]int{},
 		views:     views.NewLimiter(),
-	}
-	if s.opts.Cookies == nil {
-		// The relay's cookie source, when it has one.
-		if cs, ok := o.Relay.(interface{ CookieSource() relay.CookieSource }); ok {
-			s.opts.Cookies = cs.CookieSource()
-		}
+		aud:       audit.Writer{Sink: o.Audit, Log: o.Log, Timeout: auditTimeout},
 	}
 	if s.opts.ViewHost == "" {
 		s.opts.ViewHost = defaultViewHost()
@@ -180,8 +185,10 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Close closes the listener and every connection, then what FromConfig
-// opened.
+// Close closes the listener and every connection, waits (bounded) for
+// their last audit records, and stops the server's own background work.
+// The parts passed in Options (audit log, relay, cookie store) belong to
+// the caller, who closes them after Close returns.
 func (s *Server) Close() error {
 	err := s.ssh.Close()
 	if errors.Is(err, ssh.ErrServerClosed) {
@@ -198,7 +205,8 @@ func (s *Server) Close() error {
 const closeDrain = 10 * time.Second
 
 // Shutdown stops accepting and waits for connections to end or ctx, then
-// closes what FromConfig opened.
+// stops the server's own background work. As with Close, the parts passed
+// in Options are the caller's to close afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.ssh.Shutdown(ctx)
 	if err != nil {
@@ -334,7 +342,7 @@ func (c *connState) supervise() {
 			}
 			idleFor := time.Since(time.Unix(0, c.lastActive.Load()))
 			if c.channels.Load() == 0 && idleFor >= lim.IdleTimeout {
-				c.auditConn(sc, "disconnect", audit.DecisionInfo, "idle timeout")
+				c.auditConn(sc, audit.EventDisconnect, audit.DecisionInfo, "idle timeout")
 				sc.Close()
 				continue
 			}
@@ -385,7 +393,7 @@ func (c *connState) ended() {
 				}
 				s.mu.Unlock()
 			}
-			c.auditConn(sc, "logout", audit.DecisionInfo, "")
+			c.auditConn(sc, audit.EventLogout, audit.DecisionInfo, "")
 			return
 		}
 	}
@@ -407,8 +415,8 @@ func (c *connState) ended() {
 	if len(methods) > 0 {
 		detail["methods"] = fmt.Sprint(methods)
 	}
-	s.appendAudit(&audit.Record{
-		Event:      "login",
+	s.aud.Record(c.ctx, audit.After, &audit.Record{
+		Event:      audit.EventLogin,
 		User:       user,
 		SourceAddr: sourceAddr(c.netConn.RemoteAddr()),
 		Decision:   audit.DecisionDeny,
@@ -419,10 +427,10 @@ func (c *connState) ended() {
 }
 
 // auditConn records a connection-level event for an authenticated conn.
-func (c *connState) auditConn(sc *gossh.ServerConn, event, decision, reason string) {
+func (c *connState) auditConn(sc *gossh.ServerConn, event audit.Event, decision audit.Decision, reason string) {
 	id, _ := identityOf(sc)
 	r := c.srv.record(c.ctx, id, event, decision, reason)
-	c.srv.appendAudit(r)
+	c.srv.aud.Record(c.ctx, audit.After, r)
 }
 
 // serverConfig builds the x/crypto server configuration for one
@@ -484,10 +492,10 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				s.mu.Unlock()
 				c.fail(id.User, "")
 			}
-			r := s.record(ctx, id, "login", audit.DecisionAllow, "")
+			r := s.record(ctx, id, audit.EventLogin, audit.DecisionAllow, "")
 			r.Session = shortSession(hex.EncodeToString(conn.SessionID()))
 			r.SourceAddr = sourceAddr(conn.RemoteAddr())
-			if err := s.appendAuditErr(r); err != nil {
+			if err := s.aud.Record(ctx, audit.Gate, r); err != nil {
 				return nil, errAuditFailed
 			}
 			s.log.Info("ssh login", zap.String("user", id.User), zap.String("key_id", id.KeyID), zap.Bool("cert", id.Cert), zap.String("remote", r.SourceAddr))
@@ -522,7 +530,7 @@ var errAuthNoted = errors.New("noted")
 func noted(err error) error { return fmt.Errorf("%w%w", err, errAuthNoted) }
 
 // record starts an audit record for an authenticated connection.
-func (s *Server) record(ctx ssh.Context, id *Identity, event, decision, reason string) *audit.Record {
+func (s *Server) record(ctx ssh.Context, id *Identity, event audit.Event, decision audit.Decision, reason string) *audit.Record {
 	r := &audit.Record{
 		Event:      event,
 		Session:    sessionOf(ctx),
@@ -555,22 +563,6 @@ func shortSession(id string) string {
 	return id
 }
 
-// appendAudit appends r, logging a failure.
-func (s *Server) appendAudit(r *audit.Record) {
-	_ = s.appendAuditErr(r)
-}
-
-// appendAuditErr appends r and reports failure, so callers can fail closed.
-func (s *Server) appendAuditErr(r *audit.Record) error {
-	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
-	defer cancel()
-	err := s.opts.Audit.Append(ctx, r)
-	if err != nil {
-		s.log.Error("audit append failed", zap.String("event", r.Event), zap.Error(err))
-	}
-	return err
-}
-
 // handleGlobalRequest refuses every global request (tcpip-forward, i.e.
 // ssh -R, and the rest), auditing port-forward requests. Client
 // keepalives get a failure reply, which OpenSSH counts as alive.
@@ -578,7 +570,7 @@ func (s *Server) handleGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.
 	switch req.Type {
 	case "tcpip-forward", "streamlocal-forward@openssh.com":
 		id, _ := identityOf(serverConnOf(ctx))
-		r := s.record(ctx, id, "remote_forward", audit.DecisionDeny, "remote forwarding (ssh -R) is refused")
+		r := s.record(ctx, id, audit.EventRemoteForward, audit.DecisionDeny, "remote forwarding (ssh -R) is refused")
 		var p struct {
 			Addr string
 			Port uint32
@@ -586,7 +578,20 @@ func (s *Server) handleGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.
 		if gossh.Unmarshal(req.Payload, &p) == nil {
 			r.Dest = fmt.Sprintf("%s:%d", p.Addr, p.Port)
 		}
-		s.appendAudit(r)
+		s.aud.Record(ctx, audit.After, r)
 	}
 	return false, nil
+}
+
+// closeAll runs the server's closers, joining their errors.
+func (s *Server) closeAll() error {
+	s.mu.Lock()
+	closers := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, c := range closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
 }

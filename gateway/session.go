@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"beamgate/audit"
+	"beamgate/gateway/config"
 	"beamgate/gateway/views"
 
 	"github.com/gliderlabs/ssh"
@@ -41,8 +42,8 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 	}
 	c := stateOf(ctx)
 	if !c.openChannel() {
-		r := s.record(ctx, id, "session", audit.DecisionDeny, "too many channels on this connection")
-		s.appendAudit(r)
+		r := s.record(ctx, id, audit.EventSession, audit.DecisionDeny, "too many channels on this connection")
+		s.aud.Record(ctx, audit.After, r)
 		newChan.Reject(gossh.ResourceShortage, "too many channels on this connection")
 		return
 	}
@@ -99,7 +100,7 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 				var p struct{ Command string }
 				if gossh.Unmarshal(req.Payload, &p) != nil || len(p.Command) > maxExecCommand {
 					req.Reply(false, nil)
-					s.appendAudit(s.record(ctx, id, "exec", audit.DecisionDeny, "malformed exec request"))
+					s.aud.Record(ctx, audit.After, s.record(ctx, id, audit.EventExec, audit.DecisionDeny, "malformed exec request"))
 					continue
 				}
 				cmd = p.Command
@@ -114,7 +115,7 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 		default:
 			// subsystem (sftp), x11-req, auth-agent-req@openssh.com and
 			// anything else are refused.
-			r := s.record(ctx, id, "session_request", audit.DecisionDeny, "refused: a beamgate session is not a shell")
+			r := s.record(ctx, id, audit.EventSessionReq, audit.DecisionDeny, "refused: a beamgate session is not a shell")
 			r.Op = truncate(req.Type, 64)
 			if req.Type == "subsystem" {
 				var p struct{ Name string }
@@ -122,7 +123,7 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 					r.Detail = mergeDetail(r.Detail, "subsystem", truncate(p.Name, 64))
 				}
 			}
-			s.appendAudit(r)
+			s.aud.Record(ctx, audit.After, r)
 			if req.WantReply {
 				req.Reply(false, nil)
 			}
@@ -154,9 +155,17 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 		fmt.Fprintf(&out, "beamgate: %q is not a command here; a beamgate session is not a shell.\n", truncate(cmd, 80))
 		writeHelp(&out)
 	}
-	r := s.record(ctx, id, "exec", decision, reason)
+	r := s.record(ctx, id, audit.EventExec, decision, reason)
 	r.Op = truncate(cmd, 128)
-	s.appendAudit(r)
+	if decision == audit.DecisionDeny {
+		s.aud.Record(ctx, audit.After, r)
+	} else if err := s.aud.Record(ctx, audit.Gate, r); err != nil {
+		// The banner and the cookie command hand out the gateway cookie:
+		// nothing is shown unless its record is on disk.
+		out.Reset()
+		status = 1
+		fmt.Fprintln(&out, auditUnavailable)
+	}
 	b := out.Bytes()
 	if pty {
 		b = bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
@@ -184,8 +193,8 @@ func writeHelp(w *bytes.Buffer) {
 
 // nodeStatus is one row of the node table.
 type nodeStatus struct {
-	node      *Node
-	grant     Grant
+	node      *config.Node
+	grant     config.Grant
 	reachable bool
 }
 
@@ -258,13 +267,13 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 	fmt.Fprintf(out, "\nYour gateway cookie (valid until %s): %s\n", s.opts.Gateway.Expires(now).UTC().Format(time.RFC3339), cookie)
 
 	sshHost, sshPort := s.bastionAddr(ctx)
-	nodes := make([]*Node, len(rows))
+	nodes := make([]*config.Node, len(rows))
 	for i, r := range rows {
 		nodes[i] = r.node
 	}
-	hs := hosts(nodes)
+	hs := config.Hosts(nodes)
 	for _, host := range hs {
-		on := nodesOnHost(nodes, host)
+		on := config.NodesOnHost(nodes, host)
 		if len(hs) > 1 {
 			fmt.Fprintf(out, "\n== Nodes on %s (one engineer node per host: ERL_EPMD_PORT reaches one host at a time) ==\n", host)
 		}
@@ -273,8 +282,8 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 }
 
 // writeRecipe writes the commands to paste for the nodes on one host.
-func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*Node, cookie string, localEpmdPort int) {
-	fwd := fmt.Sprintf("-L %d:%s:%d", localEpmdPort, host, epmdPort)
+func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*config.Node, cookie string, localEpmdPort int) {
+	fwd := fmt.Sprintf("-L %d:%s:%d", localEpmdPort, host, config.EpmdPort)
 	ports := []int{}
 	for _, n := range on {
 		ports = append(ports, n.GatewayPort)

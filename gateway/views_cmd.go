@@ -17,19 +17,17 @@ import (
 	"time"
 
 	"beamgate/audit"
+	"beamgate/cookies"
+	"beamgate/gateway/config"
 	"beamgate/gateway/dist/client"
 	"beamgate/gateway/dist/term"
 	"beamgate/gateway/epmd"
 	"beamgate/gateway/views"
-	"beamgate/policy"
 
 	"github.com/gliderlabs/ssh"
 	"go.uber.org/zap"
 	gossh "golang.org/x/crypto/ssh"
 )
-
-// EventCommand is the audit event of one view command an engineer runs.
-const EventCommand = "command"
 
 // viewCommands are the session commands that run a text view of a node.
 var viewCommands = []string{"top", "ets", "apps", "info", "stats", "binaries"}
@@ -55,9 +53,9 @@ const viewDialTimeout = 10 * time.Second
 // the exit status.
 func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, args []string, ch gossh.Channel, pty bool) uint32 {
 	cmdline := strings.Join(args, " ")
-	var node *Node
-	record := func(decision, rule, reason string) *audit.Record {
-		r := s.record(ctx, id, EventCommand, decision, reason)
+	var node *config.Node
+	record := func(decision audit.Decision, rule, reason string) *audit.Record {
+		r := s.record(ctx, id, audit.EventCommand, decision, reason)
 		r.Op = truncate(cmdline, 128)
 		r.Rule = rule
 		if node != nil {
@@ -66,7 +64,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		return r
 	}
 	refuse := func(rule, msg string) uint32 {
-		s.appendAudit(record(audit.DecisionDeny, rule, msg))
+		s.aud.Record(ctx, audit.After, record(audit.DecisionDeny, rule, msg))
 		writeErr(ch, pty, fmt.Sprintf("beamgate: %s refused (rule %s): %s\n", args[0], rule, msg))
 		return 1
 	}
@@ -96,8 +94,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	if watch && !pty && !hasFlag(flags, "json") {
 		return refuse(ruleViewPTY, "--watch redraws the screen and needs a terminal: run it with ssh -t (or add --json for one line per refresh)")
 	}
-	alog, ok := s.opts.Audit.(*audit.Log)
-	if !ok || s.opts.Cookies == nil {
+	if s.opts.Cookies == nil {
 		return refuse(ruleViewDisabled, "views are not configured on this gateway")
 	}
 	release, ok := s.views.Acquire(id.User, node.Name)
@@ -107,8 +104,8 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	defer release()
 
 	grant := s.cfg.Grants(id.User)[node.Cluster]
-	if err := s.appendAuditErr(record(audit.DecisionAllow, "", "")); err != nil {
-		writeErr(ch, pty, "beamgate: the audit log is unavailable; nothing was run\n")
+	if err := s.aud.Record(ctx, audit.Gate, record(audit.DecisionAllow, "", "")); err != nil {
+		writeErr(ch, pty, auditUnavailable+"\n")
 		return 1
 	}
 	conn := &viewConn{
@@ -117,16 +114,10 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		cookies: s.opts.Cookies,
 	}
 	defer conn.Close()
-	var known *policy.AtomSet
-	if k, ok := s.opts.Relay.(interface {
-		KnownAtoms(target string) *policy.AtomSet
-	}); ok {
-		known = k.KnownAtoms(node.Name)
-	}
 	caller := views.NewPolicedCaller(conn, views.PolicedConfig{
-		Profile: grant.Profile, Mode: grant.Mode, Known: known,
+		Profile: grant.Profile, Mode: grant.Mode, Known: s.opts.Relay.KnownAtoms(node.Name),
 		Engineer: conn.name, Target: node.Name,
-		Audit: alog, User: id.User, Cluster: node.Cluster, Session: sessionOf(ctx),
+		Audit: s.opts.Audit, User: id.User, Cluster: node.Cluster, Session: sessionOf(ctx),
 	})
 
 	run, cancel := context.WithCancel(run)
@@ -204,7 +195,7 @@ func defaultViewHost() string {
 		return "beamgate"
 	}
 	h, _, _ = strings.Cut(h, ".")
-	if !validHost(h) {
+	if !config.ValidHost(h) {
 		return "beamgate"
 	}
 	return h
@@ -222,11 +213,9 @@ func viewNodeName(host string) string {
 // policy refusals never reach production) and redialled once if it
 // breaks. Errors it returns never contain the production cookie.
 type viewConn struct {
-	node    *Node
+	node    *config.Node
 	name    string
-	cookies interface {
-		ProductionCookie(ctx context.Context, cluster string, fresh bool) (string, error)
-	}
+	cookies cookies.Source
 
 	mu      sync.Mutex
 	conn    *client.Conn
@@ -272,9 +261,9 @@ func (v *viewConn) get(ctx context.Context) (*client.Conn, error) {
 	return c, nil
 }
 
-// dial (called with v.mu held) looks production up at its epmd (at the node's dial address, as
-// the relay does) and connects as a hidden node, retrying once with a
-// fresh cookie when the first is refused.
+// dial (called with v.mu held) looks production up at its epmd (at the
+// node's dial address, as the relay does) and connects as a hidden node,
+// trying the production cookies in the order of cookies.Attempts.
 func (v *viewConn) dial(ctx context.Context) (*client.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, viewDialTimeout)
 	defer cancel()
@@ -287,16 +276,22 @@ func (v *viewConn) dial(ctx context.Context) (*client.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %v", n.Name, err)
 	}
+	// The same cookies, in the same order, as the relay tries: during a
+	// rotation a node the rotation has not reached yet still runs the
+	// previous cookie.
+	attempts := cookies.NewAttempts(v.cookies, n.Cluster)
 	var last error
-	for _, fresh := range []bool{false, true} {
-		cookie, err := v.cookies.ProductionCookie(ctx, n.Cluster, fresh)
+	for {
+		cookie, err := attempts.Next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("cannot reach %s: no production cookie for cluster %s", n.Name, n.Cluster)
-		}
-		if slices.Contains(v.used, cookie) {
+			if last == nil {
+				return nil, fmt.Errorf("cannot reach %s: no production cookie for cluster %s", n.Name, n.Cluster)
+			}
 			break
 		}
-		v.used = append(v.used, cookie)
+		if !slices.Contains(v.used, cookie) {
+			v.used = append(v.used, cookie)
+		}
 		c, err := client.Dial(ctx, client.Config{
 			Node: v.name, Target: n.Name, Cookie: cookie,
 			DistAddr: net.JoinHostPort(host, strconv.Itoa(port)),

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"beamgate/gateway/config"
 	"bytes"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func TestViewNodeName(t *testing.T) {
 	if a == b || len(a) != len("beamgate_view_")+12+len("@bastion") {
 		t.Errorf("viewNodeName = %q, %q", a, b)
 	}
-	if h := defaultViewHost(); !validHost(h) {
+	if h := defaultViewHost(); !config.ValidHost(h) {
 		t.Errorf("defaultViewHost = %q", h)
 	}
 }

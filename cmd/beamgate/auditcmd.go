@@ -15,7 +15,7 @@ import (
 	"unicode"
 
 	"beamgate/audit"
-	"beamgate/gateway"
+	"beamgate/gateway/config"
 )
 
 const auditUsage = `usage:
@@ -54,8 +54,8 @@ func newAuditFlags(name string, stderr io.Writer, filters bool) *auditFlags {
 	a.fs.StringVar(&a.f.User, "user", "", "only this user")
 	a.fs.StringVar(&a.f.Node, "node", "", "only this node (engineer or target)")
 	a.fs.StringVar(&a.f.Cluster, "cluster", "", "only this cluster")
-	a.fs.StringVar(&a.f.Decision, "decision", "", "only this decision (allow, deny, allow_write, info)")
-	a.fs.StringVar(&a.f.Event, "event", "", "only this event (login, message, session_start, offboard, cookie_rotate, ...)")
+	a.fs.StringVar((*string)(&a.f.Decision), "decision", "", "only this decision (allow, deny, allow_write, info)")
+	a.fs.StringVar((*string)(&a.f.Event), "event", "", "only this event (login, message, session_start, offboard, cookie_rotate, ...)")
 	a.fs.StringVar(&a.f.Session, "session", "", "only this SSH session id")
 	a.fs.StringVar(&a.since, "since", "", "records at or after T")
 	a.fs.StringVar(&a.til, "until", "", "records before T")
@@ -83,7 +83,7 @@ func (a *auditFlags) parse(args []string, now time.Time) ([]string, error) {
 	case a.file != "":
 		return []string{a.file}, nil
 	case a.config != "":
-		cfg, err := gateway.LoadConfig(a.config)
+		cfg, err := config.Load(a.config)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +223,7 @@ func (p *recordPrinter) print(r audit.Record) error {
 		p.header = true
 	}
 	fmt.Fprintf(p.tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), r.Seq,
-		dash(r.Event), dash(r.User), dash(r.Decision), dash(r.Cluster), dash(r.Target), dash(what(r)))
+		dash(string(r.Event)), dash(r.User), dash(string(r.Decision)), dash(r.Cluster), dash(r.Target), dash(what(r)))
 	if p.stream {
 		return p.tw.Flush()
 	}

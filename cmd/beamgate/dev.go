@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"beamgate/cookies"
-	"beamgate/gateway"
+	"beamgate/gateway/config"
 	"beamgate/gateway/epmd"
 
 	"go.uber.org/zap"
@@ -85,11 +85,11 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := writeDevConfig(cfgPath, *listen, *gatewayPort, keys, demo); err != nil {
 		return err
 	}
-	cfg, err := gateway.LoadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err
 	}
-	srv, err := gateway.FromConfig(cfg, log)
+	srv, err := assemble(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"beamgate/gateway/config"
 	"context"
 	"errors"
 	"flag"
@@ -16,8 +17,6 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
-
-	"beamgate/gateway"
 
 	"go.uber.org/zap"
 )
@@ -117,7 +116,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("--config FILE is required")
 	}
-	cfg, err := gateway.LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}
@@ -126,7 +125,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
-	srv, err := gateway.FromConfig(cfg, log)
+	srv, err := assemble(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -134,9 +133,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // serveUntil runs srv until ctx ends, then shuts it down gracefully.
-func serveUntil(ctx context.Context, srv *gateway.Server, log *zap.Logger) error {
+func serveUntil(ctx context.Context, srv *service, log *zap.Logger) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.srv.ListenAndServe() }()
 	select {
 	case err := <-errc:
 		srv.Close()

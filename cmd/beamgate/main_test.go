@@ -1,6 +1,7 @@
 package main
 
 import (
+	"beamgate/gateway/config"
 	"bytes"
 	"context"
 	"os"
@@ -8,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"beamgate/gateway"
 )
 
 func TestRunCommands(t *testing.T) {
@@ -69,7 +68,7 @@ func TestDevUserKeysAndConfig(t *testing.T) {
 	if err := writeDevConfig(cfgPath, "127.0.0.1:2222", 4370, keys3, nil); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := gateway.LoadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatalf("dev config: %v", err)
 	}

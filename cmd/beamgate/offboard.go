@@ -73,7 +73,9 @@ func offboardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			rec.Decision = audit.DecisionInfo
 			rec.Detail["error"] = err.Error()
 		}
-		if aerr := env.alog.Append(ctx, rec); aerr != nil {
+		// Gate: offboarding goes on (to the cookie rotation) only with the
+		// revocation on record.
+		if aerr := env.aud.Record(ctx, audit.Gate, rec); aerr != nil {
 			return fmt.Errorf("audit: %w", aerr)
 		}
 		if err != nil {
@@ -110,7 +112,7 @@ func (e *opsEnv) offboardDone(ctx context.Context, user, reason string, clusters
 	if len(failed) > 0 {
 		rec.Detail["rotation_failed"] = strings.Join(failed, ",")
 	}
-	if err := e.alog.Append(ctx, rec); err != nil {
+	if err := e.aud.Record(ctx, audit.Gate, rec); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	if len(failed) > 0 {

@@ -15,7 +15,10 @@ import (
 
 	"beamgate/audit"
 	"beamgate/cookies"
-	"beamgate/gateway"
+	"beamgate/cookies/rotate"
+	"beamgate/gateway/config"
+
+	"go.uber.org/zap"
 )
 
 // cookieCmd runs `beamgate cookie rotate`.
@@ -46,19 +49,22 @@ func cookieCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // opsEnv is what the operator commands (cookie rotate, offboard) share:
 // the configuration, a Vault login and an audit sink.
 type opsEnv struct {
-	cfg       *gateway.Config
+	cfg       *config.Config
 	vault     *cookies.VaultStore
-	alog      *audit.Log
+	alog      *audit.Log   // closed by close
+	aud       audit.Writer // how the commands write to alog
+	log       *zap.Logger
 	auditPath string
 	actor     string
 }
 
 func openOps(ctx context.Context, configPath string, stderr io.Writer) (*opsEnv, error) {
-	cfg, err := gateway.LoadConfig(configPath)
+	cfg, err := config.Load(configPath)
 	if err != nil {
 		return nil, err
 	}
-	vs, err := gateway.OpenVault(ctx, cfg, cliLogger(stderr))
+	log := cliLogger(stderr)
+	vs, err := openVault(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +73,8 @@ func openOps(ctx context.Context, configPath string, stderr io.Writer) (*opsEnv,
 		vs.Close()
 		return nil, err
 	}
-	return &opsEnv{cfg: cfg, vault: vs, alog: alog, auditPath: path, actor: osActor()}, nil
+	return &opsEnv{cfg: cfg, vault: vs, alog: alog, aud: audit.Writer{Sink: alog, Log: log}, log: log,
+		auditPath: path, actor: osActor()}, nil
 }
 
 func (e *opsEnv) close() {
@@ -112,20 +119,20 @@ func (e *opsEnv) rotate(ctx context.Context, cluster string, stdout io.Writer) e
 		}
 		return fmt.Errorf("unknown cluster %q (configured: %s)", cluster, strings.Join(names, ", "))
 	}
-	nodes := make([]cookies.RotateNode, 0, len(cl.Nodes))
+	nodes := make([]rotate.Node, 0, len(cl.Nodes))
 	for _, n := range cl.Nodes {
-		nodes = append(nodes, cookies.RotateNode{Name: n.Name, Dial: n.Dial})
+		nodes = append(nodes, rotate.Node{Name: n.Name, Dial: n.Dial})
 	}
-	rep, err := cookies.Rotate(ctx, cookies.RotateConfig{
+	rep, err := rotate.Run(ctx, rotate.Config{
 		Store: e.vault, Cluster: cluster, Nodes: nodes,
-		ClientNode: clientNode(), Actor: e.actor, AuditLog: e.alog,
+		ClientNode: clientNode(), Actor: e.actor, Audit: e.alog, Log: e.log,
 	})
 	printRotation(stdout, cluster, rep, err)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w (run the same command again to finish the rotation)", cluster, err)
 	}
 	for _, n := range rep.Nodes {
-		if n.Outcome == cookies.NodeFailed || !n.Verified {
+		if n.Outcome == rotate.NodeFailed || !n.Verified {
 			return fmt.Errorf("cluster %s: node %s did not take the new cookie (run the same command again to finish the rotation)", cluster, n.Name)
 		}
 	}
@@ -133,7 +140,7 @@ func (e *opsEnv) rotate(ctx context.Context, cluster string, stdout io.Writer) e
 }
 
 // printRotation writes a per-node table. Reports never contain cookies.
-func printRotation(w io.Writer, cluster string, rep *cookies.RotateReport, err error) {
+func printRotation(w io.Writer, cluster string, rep *rotate.Report, err error) {
 	if rep == nil {
 		fmt.Fprintf(w, "cluster %s: rotation did not start: %v\n", cluster, err)
 		return

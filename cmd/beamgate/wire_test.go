@@ -1,4 +1,4 @@
-package gateway
+package main
 
 import (
 	"os"
@@ -7,13 +7,15 @@ import (
 	"testing"
 
 	"beamgate/cookies"
+	"beamgate/gateway/config"
+	"beamgate/internal/beamtest"
 )
 
-func TestFromConfig(t *testing.T) {
+func TestAssemble(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "beamgate.yaml")
-	os.WriteFile(path, []byte(exampleConfig), 0o600)
-	cfg, err := LoadConfig(path)
+	os.WriteFile(path, []byte(beamtest.ExampleConfig), 0o600)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,16 +23,16 @@ func TestFromConfig(t *testing.T) {
 	// A cookie file readable by others is refused.
 	os.WriteFile(cfg.Cookies.File, []byte("prismatic: X\n"), 0o644)
 	os.Chmod(cfg.Cookies.File, 0o644)
-	if _, err := FromConfig(cfg, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if _, err := assemble(cfg, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("exposed cookie file: %v", err)
 	}
 	// A cluster without a cookie is refused with the fix.
 	cookies.WriteFile(cfg.Cookies.File, map[string]string{"other": "X"})
-	if _, err := FromConfig(cfg, nil); err == nil || !strings.Contains(err.Error(), `add a line "prismatic: COOKIE"`) {
+	if _, err := assemble(cfg, nil); err == nil || !strings.Contains(err.Error(), `add a line "prismatic: COOKIE"`) {
 		t.Fatalf("missing cluster cookie: %v", err)
 	}
 	cookies.WriteFile(cfg.Cookies.File, map[string]string{"prismatic": "X"})
-	srv, err := FromConfig(cfg, nil)
+	srv, err := assemble(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func TestBeamgateBinaryWithVault(t *testing.T) {
 	tv.putCookie(t, "prismatic", prodCookie)
 
 	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
-	// The node is named by its address: cookies.Rotate's hidden-node
+	// The node is named by its address: rotate.Run's hidden-node
 	// client (gateway/dist/client) dials the distribution port on the
 	// node name's host, not on the configured dial host, and this box
 	// cannot resolve a made-up host name.

@@ -14,6 +14,7 @@ import (
 
 	"beamgate/audit"
 	"beamgate/cookies"
+	"beamgate/cookies/rotate"
 	"beamgate/gateway/dist/client"
 	"beamgate/internal/beamtest"
 )
@@ -28,7 +29,7 @@ const (
 type cluster struct {
 	nodes    []*beamtest.Production
 	epmdPort int
-	rotate   []cookies.RotateNode
+	rotate   []rotate.Node
 }
 
 func startCluster(t *testing.T) *cluster {
@@ -42,7 +43,7 @@ func startCluster(t *testing.T) *cluster {
 		full := name + "@" + nodeHost
 		c.nodes = append(c.nodes, beamtest.StartProduction(t, beamtest.Options{Name: full, LongNames: true,
 			Cookie: oldCookie, BindIP: nodeHost, EpmdPort: port}))
-		c.rotate = append(c.rotate, cookies.RotateNode{Name: full, Dial: nodeHost + ":" + strconv.Itoa(port)})
+		c.rotate = append(c.rotate, rotate.Node{Name: full, Dial: nodeHost + ":" + strconv.Itoa(port)})
 	}
 	beamtest.Start(t, beamtest.Options{Name: "stray@" + nodeHost, LongNames: true, Cookie: oldCookie,
 		BindIP: nodeHost, EpmdPort: port})
@@ -82,7 +83,7 @@ func (c *cluster) checkConnected(t *testing.T) {
 }
 
 // dialWith tries a fresh hidden-node handshake with cookie.
-func (c *cluster) dialWith(t *testing.T, node cookies.RotateNode, cookie string) error {
+func (c *cluster) dialWith(t *testing.T, node rotate.Node, cookie string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -122,7 +123,7 @@ func auditSteps(t *testing.T, path string) []string {
 	defer f.Close()
 	var out []string
 	err = audit.Query(f, audit.Filter{}, func(r audit.Record) error {
-		if r.Event == cookies.AuditEventCookieRotate {
+		if r.Event == audit.EventCookieRotate {
 			out = append(out, r.Detail["step"]+":"+r.Target)
 		}
 		return nil
@@ -149,8 +150,8 @@ func TestRotateRealCluster(t *testing.T) {
 	s, logs := rotateStore(t, tv)
 	al, auditPath := openAudit(t)
 
-	rep, err := cookies.Rotate(ctxT(t), cookies.RotateConfig{Store: s, Cluster: "prismatic", Nodes: c.rotate,
-		ClientNode: "beamgate_rot@127.0.0.5", Actor: "ops", AuditLog: al})
+	rep, err := rotate.Run(ctxT(t), rotate.Config{Store: s, Cluster: "prismatic", Nodes: c.rotate,
+		ClientNode: "beamgate_rot@127.0.0.5", Actor: "ops", Audit: al})
 	if err != nil {
 		t.Fatalf("Rotate: %v (report %+v)", err, rep)
 	}
@@ -159,7 +160,7 @@ func TestRotateRealCluster(t *testing.T) {
 		t.Errorf("report %+v, vault version %d", rep, ver)
 	}
 	for _, n := range rep.Nodes {
-		if n.Outcome != cookies.NodeRotated || !n.Verified {
+		if n.Outcome != rotate.NodeRotated || !n.Verified {
 			t.Errorf("node %+v", n)
 		}
 	}
@@ -206,11 +207,11 @@ func TestRotateResumesAfterCrash(t *testing.T) {
 	al, auditPath := openAudit(t)
 
 	crash := errors.New("simulated crash")
-	rep, err := cookies.Rotate(ctxT(t), cookies.RotateConfig{Store: s, Cluster: "prismatic", Nodes: c.rotate,
-		ClientNode: "beamgate_rot@127.0.0.5", AuditLog: al,
+	rep, err := rotate.Run(ctxT(t), rotate.Config{Store: s, Cluster: "prismatic", Nodes: c.rotate,
+		ClientNode: "beamgate_rot@127.0.0.5", Audit: al,
 		AfterSetCookie: func(string) error { return crash }})
 	if !errors.Is(err, crash) {
-		t.Fatalf("first Rotate = %v, want the crash", err)
+		t.Fatalf("first Rotate = %v (report %+v), want the crash", err, rep)
 	}
 	newCookie, ver := currentCookie(t, tv)
 	if ver != 2 {
@@ -225,13 +226,13 @@ func TestRotateResumesAfterCrash(t *testing.T) {
 	}
 	c.checkConnected(t)
 
-	rep, err = cookies.Rotate(ctxT(t), cookies.RotateConfig{Store: s, Cluster: "prismatic", Nodes: c.rotate,
-		ClientNode: "beamgate_rot2@127.0.0.5", AuditLog: al})
+	rep, err = rotate.Run(ctxT(t), rotate.Config{Store: s, Cluster: "prismatic", Nodes: c.rotate,
+		ClientNode: "beamgate_rot2@127.0.0.5", Audit: al})
 	if err != nil {
 		t.Fatalf("second Rotate: %v", err)
 	}
 	if !rep.Resumed || rep.FromVersion != 1 || rep.ToVersion != 2 ||
-		rep.Nodes[0].Outcome != cookies.NodeAlready || rep.Nodes[1].Outcome != cookies.NodeRotated {
+		rep.Nodes[0].Outcome != rotate.NodeAlready || rep.Nodes[1].Outcome != rotate.NodeRotated {
 		t.Errorf("resumed report %+v", rep)
 	}
 	if got, ver := currentCookie(t, tv); got != newCookie || ver != 2 {
@@ -244,8 +245,8 @@ func TestRotateResumesAfterCrash(t *testing.T) {
 	}
 	c.checkConnected(t)
 	// A third run starts a new rotation (the previous one is done).
-	rep, err = cookies.Rotate(ctxT(t), cookies.RotateConfig{Store: s, Cluster: "prismatic", Nodes: c.rotate,
-		ClientNode: "beamgate_rot3@127.0.0.5", AuditLog: al})
+	rep, err = rotate.Run(ctxT(t), rotate.Config{Store: s, Cluster: "prismatic", Nodes: c.rotate,
+		ClientNode: "beamgate_rot3@127.0.0.5", Audit: al})
 	if err != nil || rep.Resumed || rep.FromVersion != 2 || rep.ToVersion != 3 {
 		t.Errorf("third Rotate: %+v, %v", rep, err)
 	}
@@ -275,8 +276,8 @@ func TestRotateLostWriteAnswerAndConflict(t *testing.T) {
 	log, logs := newLogger()
 	s := openStore(t, cookies.VaultConfig{Address: px.URL(), CAFile: tv.caFile, MaxRetries: 2,
 		Auth: tv.appRole(t, "rotator", "beamgate-gateway", time.Hour, 2*time.Hour), Logger: log})
-	rep, err := cookies.Rotate(ctxT(t), cookies.RotateConfig{Store: s, Cluster: "prismatic", Nodes: c.rotate,
-		ClientNode: "beamgate_rot@127.0.0.5"})
+	rep, err := rotate.Run(ctxT(t), rotate.Config{Store: s, Cluster: "prismatic", Nodes: c.rotate,
+		ClientNode: "beamgate_rot@127.0.0.5", Audit: tempAudit(t)})
 	if err != nil {
 		t.Fatalf("Rotate with a lost write answer: %v", err)
 	}
@@ -293,14 +294,14 @@ func TestRotateLostWriteAnswerAndConflict(t *testing.T) {
 	// Someone changes the cookie in Vault during an unfinished rotation:
 	// the next run refuses to guess.
 	px.setIntercept(nil)
-	_, err = cookies.Rotate(ctxT(t), cookies.RotateConfig{Store: s, Cluster: "prismatic", Nodes: c.rotate,
-		ClientNode: "beamgate_rot2@127.0.0.5", AfterSetCookie: func(string) error { return errors.New("crash") }})
+	_, err = rotate.Run(ctxT(t), rotate.Config{Store: s, Cluster: "prismatic", Nodes: c.rotate,
+		ClientNode: "beamgate_rot2@127.0.0.5", Audit: tempAudit(t), AfterSetCookie: func(string) error { return errors.New("crash") }})
 	if err == nil {
 		t.Fatal("crash hook ignored")
 	}
 	tv.putCookie(t, "prismatic", "SOMEONEELSE")
-	_, err = cookies.Rotate(ctxT(t), cookies.RotateConfig{Store: s, Cluster: "prismatic", Nodes: c.rotate,
-		ClientNode: "beamgate_rot3@127.0.0.5"})
+	_, err = rotate.Run(ctxT(t), rotate.Config{Store: s, Cluster: "prismatic", Nodes: c.rotate,
+		ClientNode: "beamgate_rot3@127.0.0.5", Audit: tempAudit(t)})
 	if !errors.Is(err, cookies.ErrRotationConflict) {
 		t.Errorf("rotation after an outside write = %v, want ErrRotationConflict", err)
 	}
@@ -311,3 +312,15 @@ type discard struct{}
 func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) WriteHeader(int)             {}
+
+// tempAudit is an audit log for a rotation whose records the test does not
+// read (a rotation needs one).
+func tempAudit(t *testing.T) *audit.Log {
+	t.Helper()
+	l, err := audit.Open(filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}

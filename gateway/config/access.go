@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"slices"
@@ -51,9 +51,9 @@ func (c *Config) Reachable(user string) []*Node {
 // Nodes returns every configured node.
 func (c *Config) Nodes() []*Node { return slices.Clone(c.nodes) }
 
-// nodesOnHost filters nodes to those whose name's host part is host.
+// NodesOnHost filters nodes to those whose name's host part is host.
 // Host names compare case-insensitively, as DNS names do.
-func nodesOnHost(nodes []*Node, host string) []*Node {
+func NodesOnHost(nodes []*Node, host string) []*Node {
 	var out []*Node
 	for _, n := range nodes {
 		if strings.EqualFold(n.Host, host) {
@@ -63,8 +63,8 @@ func nodesOnHost(nodes []*Node, host string) []*Node {
 	return out
 }
 
-// hosts returns the distinct host parts of nodes, in order.
-func hosts(nodes []*Node) []string {
+// Hosts returns the distinct host parts of nodes, in order.
+func Hosts(nodes []*Node) []string {
 	var out []string
 	for _, n := range nodes {
 		if !slices.ContainsFunc(out, func(h string) bool { return strings.EqualFold(h, n.Host) }) {

@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"bytes"
@@ -24,8 +24,9 @@ import (
 // maxConfigFile bounds the configuration file size.
 const maxConfigFile = 4 << 20
 
-// epmdPort is the port engineers' nodes ask for node ports on.
-const epmdPort = 4369
+// EpmdPort is the port engineers' nodes ask for node ports on (their
+// ssh -L forwards it to the gateway's epmd face).
+const EpmdPort = epmd.DefaultPort
 
 // Default limits.
 const (
@@ -98,6 +99,15 @@ type Node struct {
 // engineers' nodes must be started with -name rather than -sname.
 func (n *Node) LongName() bool { return strings.Contains(n.Host, ".") }
 
+// CAKeys are the parsed user_ca_keys (filled by Validate).
+func (c *Config) CAKeys() []gossh.PublicKey { return c.caKeys }
+
+// HasKey reports whether wire (a public key in SSH wire format) is one of
+// the user's listed keys (filled by Validate).
+func (u *User) HasKey(wire []byte) bool {
+	return slices.ContainsFunc(u.keys, func(k []byte) bool { return bytes.Equal(k, wire) })
+}
+
 // EpmdAddr is the host:port of the node's epmd.
 func (n *Node) EpmdAddr() string {
 	addr, _ := epmd.Addr(n.Dial)
@@ -132,25 +142,25 @@ type Limits struct {
 	MaxSessionsPerTarget     int           `yaml:"max_sessions_per_target"`
 }
 
-// ConfigError is one validation problem: the key path, what is wrong, and
+// Error is one validation problem: the key path, what is wrong, and
 // how to fix it.
-type ConfigError struct {
+type Error struct {
 	Key     string // e.g. clusters.prismatic.nodes[0].gateway_port
 	Problem string
 	Fix     string
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	if e.Fix == "" {
 		return e.Key + ": " + e.Problem
 	}
 	return e.Key + ": " + e.Problem + "; " + e.Fix
 }
 
-// LoadConfig reads, defaults, resolves and validates the configuration at
+// Load reads, defaults, resolves and validates the configuration at
 // path. Unknown keys are errors. Validation problems are returned together
-// (errors.Join of *ConfigError), each naming its key and fix.
-func LoadConfig(path string) (*Config, error) {
+// (errors.Join of *Error), each naming its key and fix.
+func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -163,16 +173,16 @@ func LoadConfig(path string) (*Config, error) {
 	if len(data) > maxConfigFile {
 		return nil, fmt.Errorf("config %s: larger than %d bytes", path, maxConfigFile)
 	}
-	cfg, err := ParseConfig(data, filepath.Dir(path))
+	cfg, err := Parse(data, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// ParseConfig parses and validates configuration YAML; relative paths are
+// Parse parses and validates configuration YAML; relative paths are
 // resolved against dir.
-func ParseConfig(data []byte, dir string) (*Config, error) {
+func Parse(data []byte, dir string) (*Config, error) {
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -250,7 +260,7 @@ func isPolicyPath(s string) bool {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, problem, fix string) {
-		errs = append(errs, &ConfigError{Key: key, Problem: problem, Fix: fix})
+		errs = append(errs, &Error{Key: key, Problem: problem, Fix: fix})
 	}
 
 	if c.Listen == "" {
@@ -412,7 +422,7 @@ func (c *Config) validateClusters(bad func(key, problem, fix string)) {
 			switch {
 			case n.Name == "":
 				bad(key+".name", "missing", "set the node's real name as engineers dial it, e.g. prismatic@prod-01")
-			case !ok || !validAlive(alive) || !validHost(host):
+			case !ok || !validAlive(alive) || !ValidHost(host):
 				bad(key+".name", fmt.Sprintf("%q is not a node name", n.Name), "write it as alive@host, e.g. prismatic@prod-01")
 			default:
 				n.Alive, n.Host = alive, host
@@ -431,7 +441,7 @@ func (c *Config) validateClusters(bad func(key, problem, fix string)) {
 				bad(key+".gateway_port", "missing", "set the distribution port engineers forward, e.g. 4370")
 			case n.GatewayPort < 1 || n.GatewayPort > 65535:
 				bad(key+".gateway_port", fmt.Sprintf("%d is not a TCP port", n.GatewayPort), "use a port between 1 and 65535, e.g. 4370")
-			case n.GatewayPort == epmdPort:
+			case n.GatewayPort == EpmdPort:
 				bad(key+".gateway_port", "4369 is the epmd port", "pick another port, e.g. 4370")
 			case n.Host != "":
 				hp := net.JoinHostPort(n.Host, strconv.Itoa(n.GatewayPort))
@@ -558,8 +568,8 @@ func validName(s string) bool { return onlyChars(s, 128, "-_.") }
 // validAlive accepts the alive names erl accepts without quoting trouble.
 func validAlive(s string) bool { return onlyChars(s, 255, "-_") }
 
-// validHost accepts host names (letters, digits, '-', '.').
-func validHost(s string) bool {
+// ValidHost accepts host names (letters, digits, '-', '.').
+func ValidHost(s string) bool {
 	return onlyChars(s, 253, "-.") && s[0] != '.' && s[0] != '-'
 }
 

@@ -1,6 +1,7 @@
-package gateway
+package config
 
 import (
+	"beamgate/internal/beamtest"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,37 +10,12 @@ import (
 	"time"
 )
 
-const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKAd20RvmvISazwA72prLYb5SoFzxyCCaxh2UCkw0X12 alice@laptop"
+const testKey = beamtest.ExampleKey
 
-// exampleConfig is issue 3's example, with a real key.
-var exampleConfig = `
-listen: 127.0.0.1:2222
-host_key: ./state/ssh_host_ed25519_key
-audit:
-  path: ./state/audit.jsonl
-cookies:
-  backend: file
-  file: ./state/cookies.yaml
-clusters:
-  prismatic:
-    nodes:
-      - name: prismatic@prod-01
-        dial: 10.0.0.5
-        gateway_port: 4370
-users:
-  alice:
-    keys: ["` + testKey + `"]
-    roles: [observer]
-user_ca_keys: []
-roles:
-  observer:
-    clusters: [prismatic]
-    policy: readonly
-    mode: enforce
-`
+var exampleConfig = beamtest.ExampleConfig
 
 func TestConfigExample(t *testing.T) {
-	cfg, err := ParseConfig([]byte(exampleConfig), "/etc/beamgate")
+	cfg, err := Parse([]byte(exampleConfig), "/etc/beamgate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +105,7 @@ func TestConfigErrors(t *testing.T) {
 			"users.alice.roles: missing", "at least one role"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tc.edit(exampleConfig)), "/etc/beamgate")
+			_, err := Parse([]byte(tc.edit(exampleConfig)), "/etc/beamgate")
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -137,9 +113,9 @@ func TestConfigErrors(t *testing.T) {
 			if !strings.Contains(msg, tc.key) || !strings.Contains(msg, tc.want) {
 				t.Errorf("error %q does not name %q and %q", msg, tc.key, tc.want)
 			}
-			var ce *ConfigError
+			var ce *Error
 			if !strings.Contains(tc.name, "typo") && !strings.Contains(tc.name, "unknown limit") && !errors.As(err, &ce) {
-				t.Errorf("not a *ConfigError: %T", err)
+				t.Errorf("not a *Error: %T", err)
 			}
 		})
 	}
@@ -149,14 +125,14 @@ func TestLoadConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "beamgate.yaml")
 	os.WriteFile(path, []byte(exampleConfig), 0o600)
-	cfg, err := LoadConfig(path)
+	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.HostKey != filepath.Join(dir, "state/ssh_host_ed25519_key") {
 		t.Errorf("host key %q", cfg.HostKey)
 	}
-	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); err == nil {
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Error("missing file accepted")
 	}
 }
@@ -166,7 +142,7 @@ func TestExampleConfigFileParses(t *testing.T) {
 	if err != nil {
 		t.Skip("no example config yet")
 	}
-	if _, err := ParseConfig(data, t.TempDir()); err != nil {
+	if _, err := Parse(data, t.TempDir()); err != nil {
 		t.Fatalf("configs/beamgate.example.yaml: %v", err)
 	}
 }
@@ -186,7 +162,7 @@ const vaultYAML = `backend: vault
 func TestVaultConfig(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "vault-ca.pem"), []byte("x"), 0o600)
-	cfg, err := ParseConfig([]byte(strings.Replace(exampleConfig, "backend: file", vaultYAML, 1)), dir)
+	cfg, err := Parse([]byte(strings.Replace(exampleConfig, "backend: file", vaultYAML, 1)), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,12 +176,12 @@ func TestVaultConfig(t *testing.T) {
 	// VAULT_SKIP_VERIFY in the environment is refused unless the
 	// configuration says insecure.
 	t.Setenv("VAULT_SKIP_VERIFY", "true")
-	_, err = ParseConfig([]byte(strings.Replace(exampleConfig, "backend: file", vaultYAML, 1)), dir)
+	_, err = Parse([]byte(strings.Replace(exampleConfig, "backend: file", vaultYAML, 1)), dir)
 	if err == nil || !strings.Contains(err.Error(), "cookies.vault:") || !strings.Contains(err.Error(), "VAULT_SKIP_VERIFY") {
 		t.Errorf("VAULT_SKIP_VERIFY accepted: %v", err)
 	}
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Errorf("not a *ConfigError: %T", err)
+		t.Errorf("not a *Error: %T", err)
 	}
 }

@@ -22,7 +22,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/frames and the FuzzDecodeFrame seeds from a live capture")
 
 // maskedFlags are the capability flags the capture proxy clears in both
-// 'N' handshake messages, as the gateway does (erlang-distribution.md §2.3).
+// 'N' handshake messages, as the gateway does (docs/wire.md#masking).
 const maskedFlags = 0x2000 | 0x800000 // DIST_HDR_ATOM_CACHE | FRAGMENTS
 
 // capturedFrame is one non-tick frame seen by the capture proxy.
@@ -136,7 +136,7 @@ end`
 
 // TestCaptureRealNodes connects a real hidden engineer node to a real
 // production node through the capture proxy, decodes every frame both ways
-// and checks the shapes of erlang-distribution.md §4 and §6.2. With
+// and checks the shapes of docs/wire.md#typical-exchanges. With
 // -update it rewrites the golden frames and fuzz seeds.
 func TestCaptureRealNodes(t *testing.T) {
 	if testing.Short() {

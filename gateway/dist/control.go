@@ -12,7 +12,7 @@ import (
 // control tuple (erts dist.h enum dop).
 type Op uint8
 
-// The control operations of erlang-distribution.md §3.
+// The control operations of docs/wire.md#operations.
 const (
 	OpLink                Op = 1
 	OpSend                Op = 2

@@ -22,13 +22,12 @@ var (
 	engPid  = testPid("eng@127.0.0.3", 85)
 	prodPid = testPid("prod@127.0.0.2", 92)
 	engRef  = testRef("eng@127.0.0.3", 7)
-	prodRef = testRef("prod@127.0.0.2", 9)
 	token   = term.Tuple{term.Int(0), term.Atom("label"), term.Int(1), engPid, term.Int(3)}
 	reason  = term.Tuple{term.Atom("badarg"), term.Nil{}}
 )
 
 // allMessages holds one message of every operation, shaped after
-// erlang-distribution.md §3, §4 and §6.2.
+// docs/wire.md#operations and #typical-exchanges.
 func allMessages() []Message {
 	gcall := term.Tuple{term.Atom("$gen_call"),
 		term.Tuple{engPid, term.List{Elems: []term.Term{term.Atom("alias")}, Tail: engRef}},

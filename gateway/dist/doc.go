@@ -8,7 +8,7 @@
 //
 //	112 ('p') | 131 <control tuple> | [131 <payload>]
 //
-// (erlang-distribution.md §2.4). Frames carrying a distribution header
+// (docs/wire.md#frame-layout). Frames carrying a distribution header
 // (131 68) or fragments (131 69, 131 70) come from a misbehaving peer and are
 // refused. Everything read here may come from an untrusted engineer node:
 // lengths are bounded before anything is allocated and every decoder returns

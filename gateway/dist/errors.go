@@ -59,7 +59,7 @@ func (e *FrameError) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-// UnknownOpError reports a control tuple whose operation is not one of §3
+// UnknownOpError reports a control tuple whose operation is not one of docs/wire.md#operations
 // (including NODE_LINK, op 5, which erts treats as invalid).
 type UnknownOpError struct {
 	Op Op

@@ -7,6 +7,6 @@
 // Requests are framed by a 2-byte big-endian length; responses are not
 // framed. Everything read from the network is bounded before it is
 // allocated, and unknown or malformed input is rejected with typed errors.
-// The wire format is described in /work/shared/docs/erlang-distribution.md
-// §7 and in erts/doc/guides/erl_dist_protocol.md upstream.
+// What the face answers is described in docs/wire.md#epmd; the wire
+// format itself is erts/doc/guides/erl_dist_protocol.md upstream.
 package epmd

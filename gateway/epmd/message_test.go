@@ -19,7 +19,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// Bytes captured from OTP 25.2.3 (erlang-distribution.md §7 [EXP]).
+// Bytes captured from OTP 25.2.3 (docs/wire.md#requests-the-face-answers).
 const (
 	capturedAlive2Req   = "0010 78 af01 4d 00 0006 0005 0003 656e67 0000" // framed
 	capturedPortPlease2 = "0005 7a 70726f64"                              // framed

@@ -10,7 +10,7 @@ import (
 
 // standInPid returns a pid on production's node that stands in for a
 // process that was never spawned, as the sender of synthesised answers
-// (erlang-distribution.md §4.4: any Pid(prod, N, 0, Creation) works).
+// (docs/wire.md#answers: any Pid(prod, N, 0, Creation) works).
 func (s *session) standInPid() term.Pid {
 	return term.Pid{Node: term.Atom(s.target.Name), ID: s.r.standIn.Add(1) & 0x0fffffff, Serial: 0, Creation: s.legs.prodCreation}
 }

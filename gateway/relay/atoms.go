@@ -7,8 +7,3 @@ import "beamgate/policy"
 // every gateway-made call to that node, so that the policy's atom budget
 // is spent once per node.
 func (r *Relay) KnownAtoms(target string) *policy.AtomSet { return r.knownAtoms(target) }
-
-// CookieSource returns where the relay gets production cookies, so that
-// the gateway's own hidden-node calls (the text views) use the same
-// source. Callers never log what it yields.
-func (r *Relay) CookieSource() CookieSource { return r.cfg.Cookies }

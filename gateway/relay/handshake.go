@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"beamgate/cookies"
 	"beamgate/gateway/dist/handshake"
 	"beamgate/gateway/epmd"
 )
@@ -36,7 +37,7 @@ func refuse(rule, reason string, err error) *refusal {
 }
 
 // handshake runs the engineer leg as acceptor and the production leg as
-// initiator, interleaved as erlang-distribution.md §10 prescribes: the
+// initiator, interleaved as docs/wire.md#interleaving-the-two-handshakes describes: the
 // engineer's name and creation go to production, production's to the
 // engineer, flags are masked both ways, and production sees a challenge
 // reply only after the engineer's digest verified against the engineer's
@@ -71,7 +72,8 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 	engFlags, unknown := handshake.Mask(name.Flags)
 	s.r.logUnknownFlags(s.target.Name, "engineer", unknown)
 
-	cookie, err := s.r.cfg.Cookies.ProductionCookie(ctx, s.target.Cluster, false)
+	attempts := cookies.NewAttempts(s.r.cfg.Cookies, s.target.Cluster)
+	cookie, err := attempts.Next(ctx)
 	if err != nil {
 		_ = acc.SendStatus(handshake.Status{Code: handshake.StatusNotAllowed})
 		// err comes from the cookie source, which never puts the cookie in
@@ -132,7 +134,7 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 		return nil, refuse("gateway-cookie", "the engineer's node did not prove the user's gateway cookie (run `ssh bastion cookie` for the current one)", nil)
 	}
 
-	pconn, err = s.proveToProduction(ctx, deadline, pconn, ini, pch, name, engFlags, cookie)
+	pconn, err = s.proveToProduction(ctx, deadline, pconn, ini, pch, name, engFlags, cookie, attempts)
 	if err != nil {
 		return nil, err
 	}
@@ -163,50 +165,25 @@ func (s *session) dialProduction(ctx context.Context) (net.Conn, error) {
 	return c, nil
 }
 
-// PreviousCookieSource is implemented by cookie sources that know the
-// cookie a cluster used before its latest rotation, for the window in
-// which some nodes may still use it.
-type PreviousCookieSource interface {
-	PreviousProductionCookie(ctx context.Context, cluster string) (string, error)
-}
-
-// proveToProduction answers production's challenge. When production
-// rejects the cookie, it fetches the newest cookie once (bypassing the
-// cache), and during a rotation also tries the previous one, redoing the
-// production leg for each attempt. It returns the connection that
-// succeeded.
+// proveToProduction answers production's challenge with cookie, the
+// first of attempts. When production rejects it, it tries the next cookies
+// in the order of cookies.Attempts (the current one read afresh, then the
+// previous one during a rotation), redoing the production leg for each.
+// It returns the connection that succeeded.
 func (s *session) proveToProduction(ctx context.Context, deadline time.Time, pconn net.Conn, ini *handshake.Initiator,
-	pch handshake.Challenge, name handshake.Name, engFlags handshake.Flags, cookie string) (net.Conn, error) {
-	tried := map[string]bool{}
-	next := func(attempt int) string {
-		switch attempt {
-		case 1:
-			if c, err := s.r.cfg.Cookies.ProductionCookie(ctx, s.target.Cluster, true); err == nil && !tried[c] {
-				return c
-			}
-			fallthrough
-		case 2:
-			if ps, ok := s.r.cfg.Cookies.(PreviousCookieSource); ok {
-				if c, err := ps.PreviousProductionCookie(ctx, s.target.Cluster); err == nil && c != "" && !tried[c] {
-					return c
-				}
-			}
-		}
-		return ""
-	}
+	pch handshake.Challenge, name handshake.Name, engFlags handshake.Flags, cookie string, attempts *cookies.Attempts) (net.Conn, error) {
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if cookie = next(attempt); cookie == "" {
+			var err error
+			if cookie, err = attempts.Next(ctx); err != nil {
 				return pconn, refuse("production.cookie", "production refused the gateway's digest: the production cookie for cluster "+s.target.Cluster+" is not the one production uses", handshake.ErrCookieRejected)
 			}
 			pconn.Close()
-			var err error
 			pconn, ini, err = s.redoProductionLeg(ctx, deadline, name, engFlags, &pch)
 			if err != nil {
 				return pconn, err
 			}
 		}
-		tried[cookie] = true
 		chal, err := handshake.NewChallenge()
 		if err != nil {
 			return pconn, refuse("handshake.random", "no randomness for the challenge", err)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"beamgate/audit"
+	"beamgate/cookies"
 	"beamgate/gateway/dist/handshake"
 	"beamgate/policy"
 
@@ -47,13 +48,6 @@ type Engineer struct {
 	Cookies    []string // gateway cookies accepted for this engineer (current and previous window)
 	Profile    *policy.Profile
 	Mode       policy.Mode
-}
-
-// CookieSource yields production cookies. Implementations never log them.
-type CookieSource interface {
-	// ProductionCookie returns the cookie for cluster. fresh asks the source
-	// to bypass its cache (after production refused a handshake).
-	ProductionCookie(ctx context.Context, cluster string, fresh bool) (string, error)
 }
 
 // Limits bound one relayed session. Zero values take the defaults.
@@ -93,8 +87,8 @@ func (l Limits) withDefaults() Limits {
 
 // Config wires a Relay.
 type Config struct {
-	Audit   *audit.Log
-	Cookies CookieSource
+	Audit   audit.Sink     // required: every message is on disk before it is forwarded
+	Cookies cookies.Source // required; tried in the order of cookies.Attempts
 	Log     *zap.Logger
 	Limits  Limits
 	// Dialer reaches production; nil uses a net.Dialer with a 5 s timeout.
@@ -109,6 +103,7 @@ type Relay struct {
 	cfg    Config
 	limits Limits
 	log    *zap.Logger
+	aud    audit.Writer // waits as long as the session does
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -130,6 +125,7 @@ func New(cfg Config) *Relay {
 		cfg.Dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
 	}
 	r := &Relay{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Log,
+		aud:      audit.Writer{Sink: cfg.Audit, Log: cfg.Log, Timeout: -1},
 		sessions: map[*session]struct{}{}, atoms: map[string]*policy.AtomSet{}}
 	r.standIn.Store(1 << 27)
 	return r

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"beamgate/audit"
+	"beamgate/cookies"
 	"beamgate/gateway/epmd"
 	"beamgate/internal/beamtest"
 	"beamgate/policy"
@@ -47,7 +48,7 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
-	cookies   CookieSource // default staticCookies(prodCookie)
+	cookies   cookies.Source // default staticCookies(prodCookie)
 	limits    Limits
 	mode      policy.Mode
 	engCookie string // the cookie the engineer node uses; default engCookie

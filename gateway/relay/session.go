@@ -55,7 +55,7 @@ func (s *session) run(ctx context.Context) error {
 		}
 		s.r.log.Info("relay handshake refused", zap.String("session", s.id), zap.String("user", s.eng.User),
 			zap.String("engineer", s.engName), zap.String("target", s.target.Name), zap.String("rule", rf.rule), zap.String("reason", rf.reason))
-		_ = s.r.cfg.Audit.Append(context.WithoutCancel(ctx), s.record("session_refused", audit.DecisionDeny, rf.rule, rf.reason))
+		s.r.aud.Record(ctx, audit.After, s.record(audit.EventSessionRefused, audit.DecisionDeny, rf.rule, rf.reason))
 		return err
 	}
 	s.legs = lg
@@ -73,9 +73,9 @@ func (s *session) run(ctx context.Context) error {
 	s.engSeen.Store(now)
 	s.prodSeen.Store(now)
 
-	start := s.record("session_start", audit.DecisionAllow, "", "")
+	start := s.record(audit.EventSessionStart, audit.DecisionAllow, "", "")
 	start.Detail = map[string]string{"flags": lg.flags.String(), "mode": string(s.eng.Mode), "profile": s.eng.Profile.Name}
-	if err := s.r.cfg.Audit.Append(ctx, start); err != nil {
+	if err := s.r.aud.Record(ctx, audit.Gate, start); err != nil {
 		return fmt.Errorf("relay: audit log unavailable, session refused: %w", err)
 	}
 	s.r.log.Info("relay session started", zap.String("session", s.id), zap.String("user", s.eng.User),
@@ -98,12 +98,10 @@ func (s *session) run(ctx context.Context) error {
 	wg.Wait()
 
 	reason := endReason(cause)
-	end := s.record("session_end", audit.DecisionInfo, "", reason)
+	end := s.record(audit.EventSessionEnd, audit.DecisionInfo, "", reason)
 	end.BytesIn, end.BytesOut = s.bytesIn.Load(), s.bytesOut.Load()
 	end.MsgsIn, end.MsgsOut = s.msgsIn.Load(), s.msgsOut.Load()
-	if err := s.r.cfg.Audit.Append(context.WithoutCancel(ctx), end); err != nil {
-		s.r.log.Error("audit log failed at session end", zap.String("session", s.id), zap.Error(err))
-	}
+	s.r.aud.Record(ctx, audit.After, end)
 	s.r.log.Info("relay session ended", zap.String("session", s.id), zap.String("user", s.eng.User), zap.String("reason", reason),
 		zap.Int64("bytes_in", end.BytesIn), zap.Int64("bytes_out", end.BytesOut))
 	var ee *EndError
@@ -128,7 +126,7 @@ func endReason(cause error) string {
 	return cause.Error()
 }
 
-func (s *session) record(event, decision, rule, reason string) *audit.Record {
+func (s *session) record(event audit.Event, decision audit.Decision, rule, reason string) *audit.Record {
 	return &audit.Record{
 		Event: event, Session: s.id, User: s.eng.User, KeyID: s.eng.KeyID, CertSerial: s.eng.CertSerial,
 		SourceAddr: s.eng.SourceAddr, Engineer: s.engName, Target: s.target.Name, Cluster: s.target.Cluster,
@@ -156,9 +154,9 @@ func (s *session) engineerReader(ctx context.Context) error {
 			}
 			var tooBig *dist.FrameTooLargeError
 			if errors.As(err, &tooBig) {
-				rec := s.record("message", audit.DecisionDeny, "frame-size", fmt.Sprintf("a %d-byte frame exceeds the %d-byte limit", tooBig.Len, tooBig.Max))
-				rec.Dir = "e2p"
-				_ = s.r.cfg.Audit.Append(ctx, rec)
+				rec := s.record(audit.EventMessage, audit.DecisionDeny, "frame-size", fmt.Sprintf("a %d-byte frame exceeds the %d-byte limit", tooBig.Len, tooBig.Max))
+				rec.Dir = audit.DirE2P
+				s.r.aud.Record(ctx, audit.After, rec) // the session ends either way
 				return &EndError{Reason: "the engineer sent an oversize frame"}
 			}
 			if ctx.Err() != nil {
@@ -175,13 +173,15 @@ func (s *session) engineerReader(ctx context.Context) error {
 		s.bytesIn.Add(int64(len(frame) + 4))
 		m, err := dist.DecodeFrame(frame, lim)
 		if err != nil {
-			rec := s.record("message", audit.DecisionDeny, "malformed", "undecodable message: "+err.Error())
-			rec.Dir, rec.Size = "e2p", len(frame)
+			rec := s.record(audit.EventMessage, audit.DecisionDeny, "malformed", "undecodable message: "+err.Error())
+			rec.Dir, rec.Size = audit.DirE2P, len(frame)
 			ctrl, _, cerr := dist.DecodeControl(frame, lim)
 			if cerr == nil {
 				rec.Op = ctrl.Op().String()
 			}
-			if aerr := s.r.cfg.Audit.Append(ctx, rec); aerr != nil {
+			// Gate: the session answers the engineer and goes on only
+			// while its records reach the disk.
+			if aerr := s.r.aud.Record(ctx, audit.Gate, rec); aerr != nil {
 				return aerr
 			}
 			if cerr != nil {
@@ -198,8 +198,8 @@ func (s *session) engineerReader(ctx context.Context) error {
 			continue
 		}
 		d := s.pol.Evaluate(m)
-		rec := s.record("message", d.Verdict.String(), d.Rule, d.Reason)
-		rec.Dir, rec.Op, rec.Size, rec.Args, rec.Write = "e2p", d.Op, len(frame), d.Args(), d.Write()
+		rec := s.record(audit.EventMessage, audit.Decision(d.Verdict.String()), d.Rule, d.Reason)
+		rec.Dir, rec.Op, rec.Size, rec.Args, rec.Write = audit.DirE2P, d.Op, len(frame), d.Args(), d.Write()
 		if isMFA(d.What) {
 			rec.MFA = d.What
 		} else {
@@ -207,7 +207,7 @@ func (s *session) engineerReader(ctx context.Context) error {
 		}
 		// Audit before forward: the record is on disk before the message
 		// leaves, or the session ends.
-		if err := s.r.cfg.Audit.Append(ctx, rec); err != nil {
+		if err := s.r.aud.Record(ctx, audit.Gate, rec); err != nil {
 			return fmt.Errorf("audit log failed, session ended: %w", err)
 		}
 		if d.Verdict.Forwarded() {
@@ -242,9 +242,9 @@ func (s *session) forwardCleanup(ctx context.Context, c *dist.DemonitorP) error 
 	if err != nil {
 		return fmt.Errorf("relay: encoding a monitor cleanup: %w", err)
 	}
-	rec := s.record("message", audit.DecisionAllow, "monitor.cleanup", "removes the monitor of a refused call, whose caller was told the target is down")
-	rec.Dir, rec.Op, rec.Size, rec.Dest = "gateway", c.Op().String(), len(frame)-4, term.Format(c.To, 128)
-	if err := s.r.cfg.Audit.Append(ctx, rec); err != nil {
+	rec := s.record(audit.EventMessage, audit.DecisionAllow, "monitor.cleanup", "removes the monitor of a refused call, whose caller was told the target is down")
+	rec.Dir, rec.Op, rec.Size, rec.Dest = audit.DirGateway, c.Op().String(), len(frame)-4, term.Format(c.To, 128)
+	if err := s.r.aud.Record(ctx, audit.Gate, rec); err != nil {
 		return fmt.Errorf("audit log failed, session ended: %w", err)
 	}
 	if err := s.pw.WriteFrame(frame); err != nil {
@@ -303,8 +303,8 @@ func (s *session) productionReader(ctx context.Context) error {
 			pushErr = s.out.push(dist.AppendFrame(make([]byte, 0, len(frame)+4), frame))
 		}
 		if err := pushErr; err != nil {
-			rec := s.record("session_cut", audit.DecisionInfo, "engineer-too-slow", err.Error())
-			_ = s.r.cfg.Audit.Append(ctx, rec)
+			rec := s.record(audit.EventSessionCut, audit.DecisionInfo, "engineer-too-slow", err.Error())
+			s.r.aud.Record(ctx, audit.After, rec)
 			return &EndError{Reason: err.Error()}
 		}
 	}
@@ -374,8 +374,8 @@ func (s *session) watchdog(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-s.r.cfg.Audit.Failed():
-			return &EndError{Reason: "the audit log failed: " + errString(s.r.cfg.Audit.Err())}
+		case <-s.r.aud.Failed():
+			return &EndError{Reason: "the audit log failed: " + errString(s.r.aud.Err())}
 		case now := <-t.C:
 			if now.Sub(time.Unix(0, s.engSeen.Load())) > silence {
 				return &EndError{Reason: "the engineer's node fell silent for " + silence.String()}
@@ -399,7 +399,7 @@ const tickCheck = 250 * time.Millisecond
 
 // tickRate learns how often a peer ticks us, so that each leg is ticked at
 // its peer's own rate: a peer with a short net_ticktime expects input that
-// often (erlang-distribution.md §2.5).
+// often (docs/wire.md#ticks).
 type tickRate struct{ nanos atomic.Int64 }
 
 const defaultTick = 15 * time.Second // net_ticktime 60 s / 4

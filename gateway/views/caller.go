@@ -14,9 +14,6 @@ import (
 	"beamgate/policy"
 )
 
-// EventView is the audit event of a call a view makes.
-const EventView = "view"
-
 // Caller makes one rpc call on the production node a view inspects, as
 // erpc:call does. *client.Conn is a Caller; the gateway wraps it in a
 // PolicedCaller.
@@ -53,7 +50,7 @@ type PolicedConfig struct {
 	EngineerCreation uint32
 	Target           string // the production node's name
 
-	Audit   *audit.Log
+	Audit   audit.Sink // required: an allowed call is made only once its record is on disk
 	User    string
 	Cluster string
 	Session string // audit session id, optional
@@ -175,10 +172,12 @@ func (p *PolicedCaller) callBatch(ctx context.Context, module, function term.Ato
 		if rec.Detail["calls"] != "1" {
 			rec.Args = "" // the arguments of one call of many
 		}
-		if p.cfg.Audit == nil {
-			continue
+		stake := audit.After // a refusal: the caller gets its DeniedError either way
+		if k.verdict.Forwarded() {
+			stake = audit.Gate
 		}
-		if err := p.cfg.Audit.Append(ctx, rec); err != nil {
+		w := audit.Writer{Sink: p.cfg.Audit, Timeout: -1}
+		if err := w.Record(ctx, stake, rec); err != nil {
 			// Audit before forward: nothing is called.
 			for _, i := range allowed {
 				out[i].err = fmt.Errorf("%w: %w", ErrAudit, err)
@@ -230,10 +229,10 @@ func (p *PolicedCaller) evaluate(module, function term.Atom, args []term.Term) p
 
 func (p *PolicedCaller) record(ctx context.Context, d policy.Decision) *audit.Record {
 	return &audit.Record{
-		Event: EventView, Session: p.cfg.Session, User: p.cfg.User,
+		Event: audit.EventView, Session: p.cfg.Session, User: p.cfg.User,
 		Engineer: p.cfg.Engineer, Target: p.cfg.Target, Cluster: p.cfg.Cluster,
 		Dir: audit.DirE2P, Op: d.Op, MFA: d.What,
-		Decision: d.Verdict.String(), Write: d.Write(), Rule: d.Rule, Reason: d.Reason,
+		Decision: audit.Decision(d.Verdict.String()), Write: d.Write(), Rule: d.Rule, Reason: d.Reason,
 		Args:   d.Args(),
 		Detail: map[string]string{"view": viewName(ctx)},
 	}

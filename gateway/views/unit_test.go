@@ -62,6 +62,9 @@ func readonlyCaller(t *testing.T, next Caller, log *audit.Log) *PolicedCaller {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if log == nil { // the test does not read the records, but a caller needs a log
+		log, _ = openLog(t)
+	}
 	return NewPolicedCaller(next, PolicedConfig{Profile: prof, Engineer: "beamgate_view@bastion",
 		Target: "prod@host", Audit: log, User: "alice", Cluster: "eu"})
 }
@@ -102,7 +105,7 @@ func TestPolicedCallerRefusesAndAudits(t *testing.T) {
 	}
 	for i, w := range want {
 		r := recs[i]
-		if r.Event != EventView || r.MFA != w.mfa || r.Decision != w.decision || r.Rule != w.rule ||
+		if r.Event != audit.EventView || r.MFA != w.mfa || string(r.Decision) != w.decision || r.Rule != w.rule ||
 			r.User != "alice" || r.Target != "prod@host" || r.Cluster != "eu" || r.Detail["view"] != "test" || r.Detail["calls"] != "1" {
 			t.Errorf("record %d = %+v, want %v", i, r, w)
 		}
@@ -279,5 +282,22 @@ func TestTableCells(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 3 || !strings.HasSuffix(lines[1], " 1") || !strings.HasSuffix(lines[2], "...  22") {
 		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+// A PolicedCaller without an audit sink fails closed: an allowed call is
+// not made, and says why.
+func TestPolicedCallerWithoutAuditCallsNothing(t *testing.T) {
+	prof, err := policy.Load("readonly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := &countingCaller{}
+	c := NewPolicedCaller(next, PolicedConfig{Profile: prof, Engineer: "beamgate_view@bastion", Target: "prod@host", User: "alice"})
+	if _, err := c.Call(context.Background(), "erlang", "memory", nil); !errors.Is(err, ErrAudit) || !errors.Is(err, audit.ErrNoSink) {
+		t.Errorf("Call without an audit sink = %v, want ErrAudit and audit.ErrNoSink", err)
+	}
+	if n := next.calls.Load(); n != 0 {
+		t.Errorf("%d calls reached production", n)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"beamgate/audit"
 )
 
 // firstRow returns the first table row after the header line that starts
@@ -201,7 +203,7 @@ func TestViewsNameTheCulprits(t *testing.T) {
 	recs := f.auditRecords(t)
 	views := map[string]bool{}
 	for _, r := range recs {
-		if r.Event != EventView || r.User != "alice" || r.Target != prodName {
+		if r.Event != audit.EventView || r.User != "alice" || r.Target != prodName {
 			t.Fatalf("audit record %+v", r)
 		}
 		views[r.Detail["view"]] = true

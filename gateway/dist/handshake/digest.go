@@ -10,7 +10,7 @@ import (
 )
 
 // Digest returns the handshake digest md5(cookie ++ decimal(challenge))
-// (dist_util gen_digest; erlang-distribution.md §1.3).
+// (dist_util gen_digest; docs/wire.md#digest-and-challenge).
 func Digest(challenge uint32, cookie string) [16]byte {
 	h := md5.New()
 	h.Write([]byte(cookie))

@@ -11,7 +11,7 @@ import (
 type Flags uint64
 
 // Capability bits. Values are from erts dist.h / kernel dist.hrl (OTP 25–29);
-// see erlang-distribution.md §2.1 and otp-versions.md.
+// see docs/wire.md#capability-flags and docs/wire.md#otp-versions.
 const (
 	Published          Flags = 0x1
 	AtomCache          Flags = 0x2 // obsolete
@@ -107,7 +107,7 @@ const Stripped = Published | AtomCache | HiddenAtomCache | DistHdrAtomCache |
 
 // Relayable is the set of flags beamgate passes between the two legs.
 // Both peers compute ours&theirs, so masking each leg's announcement with
-// Relayable makes both ends agree on F_e & F_p & Relayable (§2.3).
+// Relayable makes both ends agree on F_e & F_p & Relayable (docs/wire.md#masking).
 const Relayable = Known &^ Stripped
 
 // ClientFlags is what beamgate's own hidden client node advertises: every

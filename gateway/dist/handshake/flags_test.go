@@ -3,7 +3,7 @@ package handshake
 import "testing"
 
 func TestMandatoryValues(t *testing.T) {
-	// Values from erts_internal:get_dflags() (otp-versions.md).
+	// Values from erts_internal:get_dflags() (docs/wire.md#otp-versions).
 	tests := []struct {
 		name      string
 		got, want Flags

@@ -5,7 +5,8 @@
 // roles step by step (for the relay, which interleaves two handshakes) and
 // whole (Initiate, Accept).
 //
-// Reference: /work/shared/docs/erlang-distribution.md §1, §2, §10, and
+// Reference: docs/wire.md#handshake (#capability-flags,
+// #interleaving-the-two-handshakes), and
 // erts/doc/guides/erl_dist_protocol.md. Peers are untrusted: every length
 // is bounded before use, every handshake is bounded by a deadline, and no
 // error or String output carries cookie text. After a successful

@@ -11,7 +11,7 @@ import (
 )
 
 func TestDigestVector(t *testing.T) {
-	// erlang-distribution.md §1.3: md5("c13774219178") = e3eaf24d…cdc2.
+	// docs/wire.md#digest-and-challenge: md5("c13774219178") = e3eaf24d…cdc2.
 	d := Digest(3774219178, "c1")
 	got := hex.EncodeToString(d[:])
 	if !strings.HasPrefix(got, "e3eaf24d") || !strings.HasSuffix(got, "cdc2") {

@@ -1,0 +1,72 @@
+package audit
+
+// Event names what a record is about. Every event beamgate writes is one of
+// the constants below; the package doc groups them by who writes them.
+type Event string
+
+// Events of the SSH front door (package gateway).
+const (
+	EventLogin         Event = "login"           // SSH authentication: allow, or deny with the reasons
+	EventLogout        Event = "logout"          // an authenticated SSH connection ended
+	EventDisconnect    Event = "disconnect"      // the gateway closed an idle connection
+	EventChannel       Event = "channel"         // a channel type beamgate does not serve was refused
+	EventSession       Event = "session"         // a session channel was refused (too many channels)
+	EventSessionReq    Event = "session_request" // shell, pty-less subsystem, env, ... refused on a session channel
+	EventExec          Event = "exec"            // a session command (banner, cookie, nodes, help, a view) allowed or refused
+	EventForward       Event = "forward"         // a direct-tcpip (ssh -L) channel allowed or refused
+	EventRemoteForward Event = "remote_forward"  // ssh -R refused
+	EventEpmd          Event = "epmd"            // an epmd query answered by the gateway's epmd face
+	EventCommand       Event = "command"         // a text view command (top, ets, ...) started or refused
+	EventOffboard      Event = "offboard"        // a user or key revoked; live connections cut
+)
+
+// Events of the distribution relay (package gateway/relay) and the views.
+const (
+	EventSessionStart   Event = "session_start"   // an engineer node connected to a target
+	EventSessionRefused Event = "session_refused" // the double handshake failed; Rule says where
+	EventSessionEnd     Event = "session_end"     // with BytesIn/Out and MsgsIn/Out
+	EventSessionCut     Event = "session_cut"     // the gateway ended a live session (slow engineer, revocation)
+	EventMessage        Event = "message"         // one engineer→production message and its decision
+	EventView           Event = "view"            // one call a text view made, and its decision
+)
+
+// Events of the operator commands and of the log itself.
+const (
+	EventCookieRotate Event = "cookie_rotate" // one step of a production cookie rotation
+	EventRotate       Event = "rotate"        // the audit log's own file rotation
+)
+
+// Events lists every event, for documentation, flags and tests.
+var Events = []Event{
+	EventLogin, EventLogout, EventDisconnect, EventChannel, EventSession, EventSessionReq,
+	EventExec, EventForward, EventRemoteForward, EventEpmd, EventCommand, EventOffboard,
+	EventSessionStart, EventSessionRefused, EventSessionEnd, EventSessionCut, EventMessage, EventView,
+	EventCookieRotate, EventRotate,
+}
+
+// Dir is the direction of a relayed or view message.
+type Dir string
+
+// Dir values.
+const (
+	DirE2P Dir = "e2p" // engineer (or a view) to production
+	DirP2E Dir = "p2e" // production to engineer
+	// DirGateway is a message the gateway itself sends to production on
+	// the engineer's behalf (the monitor cleanup of a refused call).
+	DirGateway Dir = "gateway"
+)
+
+// Decision is what the gateway decided about the action a record
+// describes.
+type Decision string
+
+// Decision values.
+const (
+	DecisionAllow      Decision = "allow"       // done, or forwarded
+	DecisionDeny       Decision = "deny"        // refused
+	DecisionAllowWrite Decision = "allow_write" // forwarded and flagged as a write (a role in mode audit)
+	DecisionInfo       Decision = "info"        // a fact, not a decision (a logout, a session end)
+)
+
+// Decisions lists every decision.
+var Decisions = []Decision{DecisionAllow, DecisionDeny, DecisionAllowWrite, DecisionInfo}
