@@ -72,7 +72,6 @@ func TestEvaluateCalls(t *testing.T) {
 		{"unknown audit", Audit, erpcCall("lists", "reverse", term.Nil{}), AllowWrite, "default"},
 		{"fun arg", Audit, erpcCall("lists", "map", term.Export{Module: "os", Function: "cmd", Arity: 1}, term.Nil{}), Deny, "no-code"},
 		{"ensure_loaded observer", Enforce, erpcCall("code", "ensure_loaded", term.Atom("observer_backend")), Allow, "code.ensure_loaded"},
-		{"ensure_loaded other", Enforce, erpcCall("code", "ensure_loaded", term.Atom("observer_backend")), Allow, "code.ensure_loaded"},
 		{"get_table own holder", Enforce, erpcCall("observer_backend", "get_table", engPid, term.Atom("t"), term.Atom("ets")), Allow, "observer.table_viewer"},
 		{"get_table prod holder", Enforce, erpcCall("observer_backend", "get_table", prodPid, term.Atom("t"), term.Atom("ets")), Deny, "observer.table_viewer"},
 		{"procs_info collector", Enforce, spawn("observer_backend", "procs_info", term.MakeList(term.Atom("link")), engPid), Allow, "observer.collectors"},

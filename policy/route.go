@@ -69,7 +69,7 @@ func (s *Session) route(m dist.Message) Decision {
 }
 
 // forged refuses a message whose sender is not the engineer's own
-// process: erts does not check senders of sends and spawn requests (§8).
+// process: erts does not check senders of sends and spawn requests (docs/wire.md#sender-checks).
 func (s *Session) forged(m dist.Message, from term.Pid, next func() Decision) Decision {
 	if !s.isOwn(from) {
 		d := s.denied(m, "identity", fmt.Sprintf("the sender %s is not a process of the engineer's node %s", termText(from), s.engineer), termText(from))
@@ -149,7 +149,12 @@ func (s *Session) regSend(m dist.Message, c *dist.RegSend) Decision {
 	what := string(name)
 	switch name {
 	case "net_kernel":
-		if call, ok := genCall(m.Payload); ok && term.IsTagged(call.req, "is_auth", 2) {
+		call, ok := genCall(m.Payload)
+		if ok && !s.isOwn(call.from) {
+			// net_kernel replies {Tag, yes} to the caller in the request.
+			return s.forged(m, call.from, nil)
+		}
+		if ok && term.IsTagged(call.req, "is_auth", 2) {
 			return allow("net_kernel.is_auth", "net_kernel is_auth")
 		}
 		return s.denied(m, "net_kernel", "only is_auth (net_adm:ping) may reach net_kernel", what)
@@ -273,9 +278,14 @@ func (s *Session) spawnRequest(m dist.Message, c *dist.SpawnRequest) Decision {
 			d.Answer = s.answerFor(m, d.Rule, d.Reason)
 		}
 	}
-	if d.Verdict.Forwarded() && d.grant {
-		if k, ok := keyOfRef(c.ReqID); ok && len(s.pending) < maxPending {
-			s.pending[k] = pending{grant: true}
+	if d.Verdict.Forwarded() {
+		// Production's replies are matched to requests by id: another
+		// request with the id of a call whose result grants pids would
+		// have its own result taken for the granted one.
+		if k, ok := keyOfRef(c.ReqID); ok {
+			if p, dup := s.pending[k]; dup && (p.grant || d.grant) {
+				s.refuse(&d, m, "malformed", "the spawn request reuses the id of a request production has not answered")
+			}
 		}
 	}
 	return d
@@ -334,7 +344,7 @@ func (r *Rule) argsMatch(args []term.Term, own func(term.Pid) bool) bool {
 	return true
 }
 
-// answerFor builds the immediate error a refused message gets (§4.4).
+// answerFor builds the immediate error a refused message gets (docs/wire.md#answers).
 func (s *Session) answerFor(m dist.Message, rule, reason string) Answer {
 	switch c := m.Control.(type) {
 	case *dist.SpawnRequest:
@@ -357,7 +367,7 @@ func (s *Session) answerFor(m dist.Message, rule, reason string) Answer {
 				reply := term.Tuple{term.Atom("badrpc"), term.Tuple{term.Atom("EXIT"), DeniedReason(what, rule, reason)}}
 				return Answer{Kind: AnswerSend, To: call.from, Value: term.Tuple{call.tag, reply}}
 			}
-			if ref, ok := monitorRef(call.tag); ok {
+			if ref, ok := monitorRef(call.tag); ok && s.isOwn(call.from) {
 				return Answer{Kind: AnswerDown, To: call.from, Ref: ref, Proc: c.ToName, Value: DeniedReason(c.ToName, rule, reason)}
 			}
 		}

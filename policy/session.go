@@ -76,9 +76,12 @@ func (s *AtomSet) Len() int {
 
 type pidKey struct{ id, serial uint32 }
 
+// refKey identifies a reference as erts does: node, creation and numbers.
 type refKey struct {
-	n  int
-	id [5]uint32
+	node     term.Atom
+	creation uint32
+	n        int
+	id       [5]uint32
 }
 
 func keyOfRef(t term.Term) (refKey, bool) {
@@ -86,7 +89,7 @@ func keyOfRef(t term.Term) (refKey, bool) {
 	if !ok || len(r.ID) > 5 {
 		return refKey{}, false
 	}
-	k := refKey{n: len(r.ID)}
+	k := refKey{node: r.Node, creation: r.Creation, n: len(r.ID)}
 	copy(k.id[:], r.ID)
 	return k, true
 }
@@ -94,6 +97,10 @@ func keyOfRef(t term.Term) (refKey, bool) {
 type pending struct {
 	link  bool // spawned with link
 	grant bool // pids in the result become the session's own
+	// child is the process production spawned for a granted call (bound
+	// is set once its SPAWN_REPLY came): only its result grants.
+	child term.Pid
+	bound bool
 }
 
 // Session is the policy state of one relayed connection: who the engineer
@@ -117,7 +124,7 @@ type Session struct {
 	own      map[pidKey]struct{} // production pids the session spawned or was granted
 	linked   map[pidKey]struct{} // production pids linked to the engineer's processes
 	ioReq    map[pidKey]struct{} // production pids that sent the engineer an io_request
-	monitors map[refKey]monitor // forwarded monitors, by reference
+	monitors map[refKey]monitor  // forwarded monitors, by reference
 }
 
 // monitor is one monitor the engineer set up on production.
@@ -197,13 +204,14 @@ func (s *Session) Evaluate(m dist.Message) Decision {
 		fresh [8]term.Atom
 	)
 	code, newAtoms := s.scan(m, fresh[:0])
-	if code {
+	d = s.route(m)
+	if code && !d.Fatal {
+		// Code is refused whatever route decided; a forged identity still
+		// ends the session, whatever the message carries.
 		d = s.denied(m, "no-code", "terms containing a fun or an export carry code and are refused", "")
 		if sr, ok := m.Control.(*dist.SpawnRequest); ok {
 			d.What = mfaText(sr.Module, sr.Function, sr.Arity)
 		}
-	} else {
-		d = s.route(m)
 	}
 	d.Op = m.Control.Op().String()
 	if d.Verdict.Forwarded() && len(newAtoms) > 0 {
@@ -322,10 +330,10 @@ func (s *Session) atomKnown(a term.Atom) bool {
 func (s *Session) commit(m dist.Message, d *Decision) {
 	switch c := m.Control.(type) {
 	case *dist.SpawnRequest:
+		// Recorded only now that the request passed every check, the
+		// atom budget included: a refused call must not leave a grant.
 		if k, ok := keyOfRef(c.ReqID); ok && len(s.pending) < maxPending {
-			p := s.pending[k]
-			p.link = hasOpt(c.Opts, "link")
-			s.pending[k] = p
+			s.pending[k] = pending{link: hasOpt(c.Opts, "link"), grant: d.grant}
 		}
 	case *dist.MonitorP:
 		if k, ok := keyOfRef(c.Ref); ok {
@@ -425,13 +433,18 @@ func (s *Session) spawnReply(c *dist.SpawnReply) {
 	}
 	if !p.grant {
 		delete(s.pending, k)
+	} else if !p.bound {
+		p.child, p.bound = pid, true
+		s.pending[k] = p
 	}
 }
 
 func (s *Session) result(ref term.Ref, from term.Term, payload []byte) {
 	k, ok := keyOfRef(ref)
 	if ok {
-		if p, found := s.pending[k]; found {
+		// A granted call's result is the exit reason of the child that
+		// production spawned for it, not any DOWN carrying its reference.
+		if p, found := s.pending[k]; found && (!p.grant || p.bound && from == term.Term(p.child)) {
 			delete(s.pending, k)
 			if p.grant && payload != nil {
 				if t, _, err := term.Decode(payload, nil); err == nil {
