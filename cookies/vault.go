@@ -188,7 +188,16 @@ func (c VaultConfig) Validate() error {
 }
 
 // VaultStore reads production cookies from Vault KV v2 and caches them. It
-// implements relay.CookieSource. Its methods are safe for concurrent use.
+// implements Source and PreviousSource. Its methods are safe for
+// concurrent use.
+//
+// Concurrency contract: loginMu serialises logins and token renewal.
+// mu guards the cache map only and is released before an entry's lock is
+// taken; a clusterEntry's mu is held across that cluster's Vault read, so
+// concurrent handshakes for one cluster share one read. Lock order: a
+// clusterEntry's mu before loginMu (a read that finds its token expired
+// logs in again while holding its entry), never the reverse; mu is never
+// held with either.
 type VaultStore struct {
 	cfg    VaultConfig
 	client *vault.Client

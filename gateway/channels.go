@@ -223,14 +223,14 @@ func (c *connState) openChannel() bool {
 		c.channels.Add(-1)
 		return false
 	}
-	c.lastActive.Store(time.Now().UnixNano())
+	c.lastActive.Store(c.srv.now().UnixNano())
 	return true
 }
 
 // closeChannel releases a slot taken by openChannel.
 func (c *connState) closeChannel() {
 	c.channels.Add(-1)
-	c.lastActive.Store(time.Now().UnixNano())
+	c.lastActive.Store(c.srv.now().UnixNano())
 }
 
 // acquireTarget takes a relay session slot for node.

@@ -52,7 +52,7 @@ func (s *Server) startRevocations(ctx context.Context, src RevocationSource, int
 		return fmt.Errorf("gateway: reading the revocation list: %w", err)
 	}
 	s.mu.Lock()
-	s.rev = revocationState{on: true, snap: snap, ok: time.Now(), stale: stale}
+	s.rev = revocationState{on: true, snap: snap, ok: s.now(), stale: stale}
 	s.mu.Unlock()
 	s.log.Info("revocation list loaded", zap.Int("version", snap.Version), zap.Int("entries", len(snap.Entries)))
 	go s.watchRevocations(ctx, src, interval)
@@ -96,7 +96,7 @@ func (s *Server) watchRevocations(ctx context.Context, src RevocationSource, int
 func (s *Server) applyRevocations(snap cookies.Snapshot) {
 	s.mu.Lock()
 	changed := snap.Version != s.rev.snap.Version
-	s.rev.snap, s.rev.ok = snap, time.Now()
+	s.rev.snap, s.rev.ok = snap, s.now()
 	var cut []*connState
 	users := map[string]string{} // user -> reason
 	if changed {
@@ -165,7 +165,7 @@ func revocationReason(snap cookies.Snapshot, id *Identity) string {
 // registers the connection as live. s.mu is held.
 func (s *Server) admitLocked(c *connState, id *Identity) error {
 	if s.rev.on {
-		if age := time.Since(s.rev.ok); age > s.rev.stale {
+		if age := s.now().Sub(s.rev.ok); age > s.rev.stale {
 			return errRevocationsStale
 		}
 		if _, ok := revokedBy(s.rev.snap, id); ok {

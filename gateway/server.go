@@ -52,7 +52,10 @@ type Options struct {
 	Audit      audit.Sink      // every decision is written here; see audit.Stake
 	Relay      Relayer
 	Log        *zap.Logger
-	// Now is the clock for cookies and certificate validity; nil is time.Now.
+	// Now is the clock for every decision the front door takes on time:
+	// gateway cookie windows, certificate validity, the idle timeout and
+	// the revocation list's stale limit. nil is time.Now. (Network
+	// deadlines use the OS clock.)
 	Now func() time.Time
 	// Reachable reports whether node answers now; nil asks its epmd with a
 	// short timeout.
@@ -75,7 +78,20 @@ type Options struct {
 	ViewHost string
 }
 
-// Server is the SSH front door.
+// Server is the SSH front door. Its methods are safe for concurrent use.
+//
+// Concurrency contract:
+//   - The fields above mu are set by NewServer and never change.
+//   - mu guards perUser, live, closing, rev, perTarget and closers. It is
+//     held only for map and field updates, never across I/O, an audit
+//     append or a call into the relay; applyRevocations collects what to
+//     cut under mu and cuts it after unlocking.
+//   - Lock order: Server.mu, then connState.mu (admitLocked runs under
+//     Server.mu and calls nothing that takes connState.mu). views has its
+//     own lock and is never taken under mu.
+//   - running counts goroutines that may still write audit records; track
+//     adds to it under mu, only while !closing, so drain's Wait sees every
+//     one.
 type Server struct {
 	cfg   *config.Config
 	opts  Options
@@ -221,7 +237,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // connState is the front door's per-connection state, kept in the
-// gliderlabs context under connStateKey.
+// gliderlabs context under connStateKey. srv, ctx, netConn and accepted
+// are set once; the atomics are updated by channel handlers and read by
+// the supervisor; mu guards the authentication notes below it, written
+// by x/crypto's auth callbacks and read once when the connection ends.
 type connState struct {
 	srv      *Server
 	ctx      ssh.Context
@@ -256,8 +275,8 @@ func serverConnOf(ctx ssh.Context) *gossh.ServerConn {
 // handshake: it arms the handshake timeout and starts the connection's
 // supervisor (keepalives, idle timeout, end-of-connection accounting).
 func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
-	c := &connState{srv: s, ctx: ctx, netConn: conn, accepted: time.Now()}
-	c.lastActive.Store(time.Now().UnixNano())
+	c := &connState{srv: s, ctx: ctx, netConn: conn, accepted: s.now()}
+	c.lastActive.Store(s.now().UnixNano())
 	ctx.SetValue(connStateKey{}, c)
 	if !s.track() {
 		conn.Close()
@@ -340,7 +359,7 @@ func (c *connState) supervise() {
 				sc.Close()
 				continue
 			}
-			idleFor := time.Since(time.Unix(0, c.lastActive.Load()))
+			idleFor := s.now().Sub(time.Unix(0, c.lastActive.Load()))
 			if c.channels.Load() == 0 && idleFor >= lim.IdleTimeout {
 				c.auditConn(sc, audit.EventDisconnect, audit.DecisionInfo, "idle timeout")
 				sc.Close()

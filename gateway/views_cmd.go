@@ -211,7 +211,9 @@ func viewNodeName(host string) string {
 // viewConn is the views' connection to production: the hidden-node
 // client, dialled on the first call a view makes (so usage errors and
 // policy refusals never reach production) and redialled once if it
-// breaks. Errors it returns never contain the production cookie.
+// breaks. Errors it returns never contain the production cookie. mu
+// guards conn, dialErr, used and closed, and is held across a dial so
+// concurrent calls of one view share it.
 type viewConn struct {
 	node    *config.Node
 	name    string

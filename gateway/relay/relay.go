@@ -91,6 +91,9 @@ type Config struct {
 	Cookies cookies.Source // required; tried in the order of cookies.Attempts
 	Log     *zap.Logger
 	Limits  Limits
+	// Now is the clock for silence and tick decisions; nil is time.Now.
+	// (Network deadlines use the OS clock.)
+	Now func() time.Time
 	// Dialer reaches production; nil uses a net.Dialer with a 5 s timeout.
 	Dialer interface {
 		DialContext(ctx context.Context, network, addr string) (net.Conn, error)
@@ -99,6 +102,13 @@ type Config struct {
 
 // Relay serves relayed distribution connections. It is safe for
 // concurrent use.
+//
+// Concurrency contract: cfg, limits, log and aud are set by New and never
+// change. mu guards sessions and closed (a session registers under mu and
+// Close cancels every registered one under mu; cancelling only records a
+// cause, so no session code runs under mu). atomsMu guards the atoms map
+// only; each AtomSet has its own lock. mu and atomsMu are never held
+// together.
 type Relay struct {
 	cfg    Config
 	limits Limits
@@ -120,6 +130,9 @@ type Relay struct {
 func New(cfg Config) *Relay {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Dialer == nil {
 		cfg.Dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}

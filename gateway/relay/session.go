@@ -69,7 +69,7 @@ func (s *session) run(ctx context.Context) error {
 	})
 	s.pw = dist.NewFrameWriter(s.pconn)
 	s.out.init(s.r.limits.MaxBuffered)
-	now := time.Now().UnixNano()
+	now := s.r.cfg.Now().UnixNano()
 	s.engSeen.Store(now)
 	s.prodSeen.Store(now)
 
@@ -164,7 +164,7 @@ func (s *session) engineerReader(ctx context.Context) error {
 			}
 			return fmt.Errorf("reading from the engineer: %w", err)
 		}
-		now := time.Now()
+		now := s.r.cfg.Now()
 		s.engTick.observe(now, s.engSeen.Swap(now.UnixNano()), len(frame) == 0)
 		if len(frame) == 0 {
 			continue
@@ -274,7 +274,7 @@ func (s *session) productionReader(ctx context.Context) error {
 			}
 			return fmt.Errorf("reading from production: %w", err)
 		}
-		now := time.Now()
+		now := s.r.cfg.Now()
 		s.prodTick.observe(now, s.prodSeen.Swap(now.UnixNano()), len(frame) == 0)
 		if len(frame) == 0 {
 			continue
@@ -315,7 +315,7 @@ func (s *session) productionReader(ctx context.Context) error {
 func (s *session) engineerWriter(ctx context.Context) error {
 	t := time.NewTicker(tickCheck)
 	defer t.Stop()
-	last := time.Now()
+	last := s.r.cfg.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -332,8 +332,9 @@ func (s *session) engineerWriter(ctx context.Context) error {
 			if _, err := bufs.WriteTo(s.econn); err != nil {
 				return fmt.Errorf("writing to the engineer: %w", err)
 			}
-			last = time.Now()
-		case now := <-t.C:
+			last = s.r.cfg.Now()
+		case <-t.C:
+			now := s.r.cfg.Now()
 			if now.Sub(last) >= s.engTick.interval() {
 				if err := dist.WriteTick(s.econn); err != nil {
 					return fmt.Errorf("ticking the engineer: %w", err)
@@ -347,12 +348,13 @@ func (s *session) engineerWriter(ctx context.Context) error {
 func (s *session) productionTicker(ctx context.Context) error {
 	t := time.NewTicker(tickCheck)
 	defer t.Stop()
-	lastTick := time.Now()
+	lastTick := s.r.cfg.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case now := <-t.C:
+		case <-t.C:
+			now := s.r.cfg.Now()
 			if now.Sub(lastTick) < s.prodTick.interval() {
 				continue
 			}
@@ -376,7 +378,8 @@ func (s *session) watchdog(ctx context.Context) error {
 			return context.Cause(ctx)
 		case <-s.r.aud.Failed():
 			return &EndError{Reason: "the audit log failed: " + errString(s.r.aud.Err())}
-		case now := <-t.C:
+		case <-t.C:
+			now := s.r.cfg.Now()
 			if now.Sub(time.Unix(0, s.engSeen.Load())) > silence {
 				return &EndError{Reason: "the engineer's node fell silent for " + silence.String()}
 			}
