@@ -72,6 +72,11 @@ func (s *FileStore) ProductionCookie(ctx context.Context, cluster string, fresh 
 	return c, nil
 }
 
+// PreviousProductionCookie is always "": a cookie file keeps no history.
+// Rotate a file-backed cluster by changing every node and the file
+// together.
+func (s *FileStore) PreviousProductionCookie(context.Context, string) (string, error) { return "", nil }
+
 // Clusters lists the clusters the file has cookies for.
 func (s *FileStore) Clusters() ([]string, error) {
 	m, err := s.load()

@@ -12,19 +12,16 @@ type Source interface {
 	// ProductionCookie returns the cookie for cluster. fresh asks the
 	// source to bypass its cache (after production refused a handshake).
 	ProductionCookie(ctx context.Context, cluster string, fresh bool) (string, error)
-}
-
-// PreviousSource is implemented by sources that know the cookie a cluster
-// used before its latest rotation, for the window in which some nodes may
-// still use it (*VaultStore).
-type PreviousSource interface {
+	// PreviousProductionCookie returns the cookie the cluster used before
+	// its latest rotation, for the window in which some nodes may still
+	// use it; "" when the source keeps no history (a cookie file) or
+	// there is no earlier version.
 	PreviousProductionCookie(ctx context.Context, cluster string) (string, error)
 }
 
 var (
-	_ Source         = (*FileStore)(nil)
-	_ Source         = (*VaultStore)(nil)
-	_ PreviousSource = (*VaultStore)(nil)
+	_ Source = (*FileStore)(nil)
+	_ Source = (*VaultStore)(nil)
 )
 
 // ErrNoMoreCookies is returned by Attempts.Next once every cookie worth
@@ -67,11 +64,7 @@ func (a *Attempts) Next(ctx context.Context) (string, error) {
 		case 2:
 			c, err = a.src.ProductionCookie(ctx, a.cluster, true)
 		case 3:
-			ps, ok := a.src.(PreviousSource)
-			if !ok {
-				continue
-			}
-			c, err = ps.PreviousProductionCookie(ctx, a.cluster)
+			c, err = a.src.PreviousProductionCookie(ctx, a.cluster)
 		default:
 			return "", ErrNoMoreCookies
 		}

@@ -26,8 +26,10 @@ func (f *fakeSource) PreviousProductionCookie(context.Context, string) (string, 
 	return f.prev, f.prevErr
 }
 
-// currentOnly hides PreviousProductionCookie, as FileStore has none.
-type currentOnly struct{ Source }
+// currentOnly keeps no history, as FileStore.
+type currentOnly struct{ *fakeSource }
+
+func (currentOnly) PreviousProductionCookie(context.Context, string) (string, error) { return "", nil }
 
 func drain(t *testing.T, a *Attempts) ([]string, error) {
 	t.Helper()

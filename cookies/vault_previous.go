@@ -4,7 +4,7 @@ import "context"
 
 // PreviousProductionCookie returns the cookie of the KV version before
 // cluster's current one, for the window of a rotation in which some nodes
-// may still run it (PreviousSource). It is "" when there is no
+// may still run it (Source). It is "" when there is no
 // earlier version or it was deleted.
 func (s *VaultStore) PreviousProductionCookie(ctx context.Context, cluster string) (string, error) {
 	_, prev, err := s.ProductionCookies(ctx, cluster)
