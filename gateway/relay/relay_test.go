@@ -31,6 +31,10 @@ func (c staticCookies) ProductionCookie(context.Context, string, bool) (string, 
 	return string(c), nil
 }
 
+func (c staticCookies) PreviousProductionCookie(context.Context, string) (string, error) {
+	return "", nil
+}
+
 // fixture is a production node on 127.0.0.2 behind an in-process relay
 // and epmd face on 127.0.0.1, with an engineer node that reaches
 // production only through them.
