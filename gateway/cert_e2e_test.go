@@ -8,26 +8,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"beamgate/internal/beamtest"
 )
 
 // signCert signs key.pub with ca into key-cert.pub.
 func signCert(t *testing.T, ca, key string, args ...string) {
 	t.Helper()
-	keygen(t, append(append([]string{"-q", "-s", ca}, args...), key+".pub")...)
+	beamtest.SSHKeygen(t, append(append([]string{"-q", "-s", ca}, args...), key+".pub")...)
 	if _, err := os.Stat(key + "-cert.pub"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestSSHCertificates(t *testing.T) {
-	requireOpenSSH(t)
+	beamtest.RequireOpenSSH(t)
 	caDir := t.TempDir()
-	ca := newKey(t, caDir, "user_ca")
-	otherCA := newKey(t, caDir, "other_ca")
-	e := startGateway(t, envOptions{caPub: readPub(t, ca)})
+	ca := beamtest.NewSSHKey(t, caDir, "user_ca")
+	otherCA := beamtest.NewSSHKey(t, caDir, "other_ca")
+	e := startGateway(t, envOptions{caPub: beamtest.PublicKey(t, ca)})
 	d := e.dir
 
-	valid := newKey(t, d, "valid")
+	valid := beamtest.NewSSHKey(t, d, "valid")
 	signCert(t, ca, valid, "-I", "alice-laptop-2026", "-n", "alice", "-z", "4242", "-V", "-5m:+1h")
 	r := e.ssh("alice", valid, nil)
 	if r.code != 0 || !strings.Contains(r.stdout, `you are alice (certificate "alice-laptop-2026", serial 4242)`) {
@@ -51,7 +53,7 @@ func TestSSHCertificates(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e.withT(t)
-			k := newKey(t, t.TempDir(), "k")
+			k := beamtest.NewSSHKey(t, t.TempDir(), "k")
 			signCert(t, tc.ca, k, tc.args...)
 			r := e.ssh(tc.user, k, nil, "cookie")
 			if r.code != 255 || r.stdout != "" {

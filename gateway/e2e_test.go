@@ -76,43 +76,6 @@ func (f *fakeRelay) CloseUser(user, reason string) int { return 0 }
 // KnownAtoms is a private set per call.
 func (f *fakeRelay) KnownAtoms(target string) *policy.AtomSet { return policy.NewAtomSet(1000) }
 
-func requireOpenSSH(t *testing.T) {
-	t.Helper()
-	for _, b := range []string{"ssh", "ssh-keygen"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed", b)
-		}
-	}
-}
-
-// keygen runs ssh-keygen with args and fails the test on error.
-func keygen(t *testing.T, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ssh-keygen", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ssh-keygen %v: %v\n%s", args, err, out)
-	}
-}
-
-// newKey generates an ed25519 key and returns the private key path.
-func newKey(t *testing.T, dir, name string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	keygen(t, "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", p)
-	return p
-}
-
-func readPub(t *testing.T, key string) string {
-	t.Helper()
-	b, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
-
 type envOptions struct {
 	dial      string // node prismatic@prod-01's dial address
 	extraYAML string
@@ -129,11 +92,11 @@ type envOptions struct {
 
 func startGateway(t *testing.T, o envOptions) *gatewayEnv {
 	t.Helper()
-	requireOpenSSH(t)
+	beamtest.RequireOpenSSH(t)
 	dir := t.TempDir()
 	e := &gatewayEnv{t: t, dir: dir}
-	e.aliceK = newKey(t, dir, "alice")
-	e.bobK = newKey(t, dir, "bob")
+	e.aliceK = beamtest.NewSSHKey(t, dir, "alice")
+	e.bobK = beamtest.NewSSHKey(t, dir, "bob")
 	if o.dial == "" {
 		o.dial = "127.0.0.2:1"
 	}
@@ -181,7 +144,7 @@ roles:
     clusters: [billing]
     policy: readonly
     mode: enforce
-%s`, o.dial, o.gatewayPort, readPub(t, e.aliceK), readPub(t, e.bobK), ca, o.extraYAML)
+%s`, o.dial, o.gatewayPort, beamtest.PublicKey(t, e.aliceK), beamtest.PublicKey(t, e.bobK), ca, o.extraYAML)
 	cfgPath := filepath.Join(dir, "beamgate.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
 	cfg, err := config.Load(cfgPath)
@@ -260,11 +223,11 @@ type sshResult struct {
 }
 
 func (e *gatewayEnv) sshArgs(user, key string, extra ...string) []string {
-	args := []string{"-F", "/dev/null",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
-		"-o", "ConnectTimeout=10",
-		"-p", e.port, "-i", key}
+	port, err := strconv.Atoi(e.port)
+	if err != nil {
+		e.t.Fatalf("gateway port %q: %v", e.port, err)
+	}
+	args := beamtest.SSHClientArgs(port, key)
 	if _, err := os.Stat(key + "-cert.pub"); err == nil {
 		args = append(args, "-o", "CertificateFile="+key+"-cert.pub")
 	}
@@ -302,7 +265,7 @@ func (e *gatewayEnv) forward(user, key string, locals []string, firstPort int) {
 	}
 	opts = append(opts, "-N", "-o", "ExitOnForwardFailure=yes")
 	cmd := exec.Command("ssh", e.sshArgs(user, key, opts...)...)
-	var errb bytes.Buffer
+	var errb beamtest.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -313,21 +276,7 @@ func (e *gatewayEnv) forward(user, key string, locals []string, firstPort int) {
 		cmd.Process.Kill()
 		<-exited
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			e.t.Fatalf("ssh -N exited early: %s", errb.String())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(firstPort)), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.t.Fatalf("ssh -L did not start listening on %d: %s", firstPort, errb.String())
+	beamtest.WaitListening(e.t, net.JoinHostPort("127.0.0.1", strconv.Itoa(firstPort)), exited, errb.String)
 }
 
 // withT returns a copy of e that reports to t (for subtests).
@@ -361,16 +310,6 @@ func (e *gatewayEnv) waitAudit(want ...string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func TestSSHKeyLoginBanner(t *testing.T) {
@@ -433,7 +372,7 @@ func TestSSHKeyLoginBanner(t *testing.T) {
 
 func TestSSHRefusals(t *testing.T) {
 	e := startGateway(t, envOptions{})
-	stranger := newKey(t, e.dir, "stranger")
+	stranger := beamtest.NewSSHKey(t, e.dir, "stranger")
 	if r := e.ssh("alice", stranger, nil, "cookie"); r.code != 255 || r.stdout != "" {
 		t.Errorf("unknown key: exit %d %q", r.code, r.stdout)
 	}
@@ -454,7 +393,7 @@ func TestSSHRefusals(t *testing.T) {
 
 	// A destination outside the configuration: the local connection is
 	// closed at once and the refusal audited.
-	ep, lp, bp, wp := freePort(t), freePort(t), freePort(t), freePort(t)
+	ep, lp, bp, wp := beamtest.FreePort(t), beamtest.FreePort(t), beamtest.FreePort(t), beamtest.FreePort(t)
 	e.forward("alice", e.aliceK, []string{
 		fmt.Sprintf("%d:prod-01:4369", ep),
 		fmt.Sprintf("%d:example.com:80", lp), // not a node host

@@ -35,7 +35,7 @@ func erlEval(t *testing.T, env []string, expr string) string {
 // nothing for a node alice may not reach.
 func TestSSHEpmdFaceWithErl(t *testing.T) {
 	beamtest.RequireErl(t)
-	ep := freePort(t)
+	ep := beamtest.FreePort(t)
 	e := startGateway(t, envOptions{extraYAML: fmt.Sprintf("engineer_epmd_port: %d\n", ep)})
 	e.forward("alice", e.aliceK, []string{fmt.Sprintf("%d:prod-01:4369", ep)}, ep)
 	env := []string{"ERL_EPMD_PORT=" + strconv.Itoa(ep)}

@@ -24,10 +24,6 @@ import (
 	"beamgate/internal/otp"
 )
 
-// matrixSSHOutEnv names the Markdown file `make matrix` collects its tables
-// in; TestMatrixSSH appends its table after gateway/relay's.
-const matrixSSHOutEnv = "BEAMGATE_MATRIX_OUT"
-
 // matrixProdAtom is the production node every cell reaches, as in the
 // front-door tests: a short name on 127.0.0.2 behind the gateway.
 const matrixProdAtom = "'prismatic@prod-01'"
@@ -43,17 +39,13 @@ func TestMatrixSSH(t *testing.T) {
 	if !otp.Enabled() {
 		t.Skipf("the OTP interop matrix runs with %s=1 (make matrix)", otp.EnableEnv)
 	}
-	requireOpenSSH(t)
+	beamtest.RequireOpenSSH(t)
 	beamtest.RequireErl(t)
-	start := time.Now()
-	m := &sshMatrix{cells: map[string]map[string]string{}, label: map[string]string{}}
+	m := beamtest.NewMatrix(otp.Releases, otp.Versions)
 	for _, eng := range otp.Releases {
 		for _, prod := range otp.Releases {
-			t.Run(fmt.Sprintf("erl%s/prod%s", eng, prod), func(t *testing.T) {
-				row := "erl " + eng
-				defer m.record(t, row, prod)
+			m.RunErl(t, eng, prod, func(t *testing.T) {
 				prodErl, engErl := otp.Erl(t, prod), otp.Erl(t, eng)
-				m.noteVersions(t, row, eng, prod, false)
 				c := startSSHCell(t, prodErl, beamtest.Options{Erl: engErl})
 				c.checkEngineerRelease(t, eng)
 				c.check(t, prod)
@@ -62,11 +54,8 @@ func TestMatrixSSH(t *testing.T) {
 	}
 	for _, eng := range otp.Releases {
 		const prod = "27"
-		t.Run(fmt.Sprintf("iex-otp%s/prod%s", eng, prod), func(t *testing.T) {
-			row := "iex " + eng
-			defer m.record(t, row, prod)
+		m.RunIex(t, eng, prod, func(t *testing.T) {
 			prodErl, elixir := otp.Erl(t, prod), otp.Elixir(t, eng)
-			m.noteVersions(t, row, eng, prod, true)
 			c := startSSHCell(t, prodErl, beamtest.Options{Kind: beamtest.KindElixir, Elixir: elixir})
 			c.checkEngineerRelease(t, eng)
 			got := c.eng.EvalElixir(t, `p = :"prismatic@prod-01"; {Node.ping(p), :rpc.call(p, :erlang, :system_info, [:otp_release]) |> List.to_string()}`)
@@ -76,7 +65,8 @@ func TestMatrixSSH(t *testing.T) {
 			c.check(t, prod)
 		})
 	}
-	m.report(t, time.Since(start))
+	// gateway/relay's TestMatrix wrote the first table of `make matrix`.
+	m.Report(t, "OTP interop matrix through `ssh -N -L` and beamgate's SSH front door", true)
 }
 
 // sshCell is one matrix cell: production, the gateway, alice's ssh -N -L
@@ -98,7 +88,7 @@ func startSSHCell(t *testing.T, prodErl string, eng beamtest.Options) *sshCell {
 	prod := beamtest.StartProduction(t, beamtest.Options{
 		Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd, Erl: prodErl,
 	})
-	epmdLocal, gwPort := freePort(t), freePort(t)
+	epmdLocal, gwPort := beamtest.FreePort(t), beamtest.FreePort(t)
 	e := startGateway(t, envOptions{
 		dial:        "127.0.0.2:" + strconv.Itoa(prodEpmd),
 		gatewayPort: gwPort,
@@ -222,94 +212,4 @@ func (c *sshCell) waitDenied(t *testing.T, rule string, want int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("audit log has %d refusals of rule %s, want %d:\n%s", len(got), rule, want, c.auditLog())
-}
-
-// sshMatrix collects the cells' results; subtests run one at a time.
-type sshMatrix struct {
-	rows  []string                     // "erl 27", "iex 29", in run order
-	cells map[string]map[string]string // row → production release → result
-	label map[string]string            // row or "prod REL" → table heading
-}
-
-func (m *sshMatrix) noteVersions(t *testing.T, row, eng, prod string, elixir bool) {
-	t.Helper()
-	engOTP, engElixir := otp.Versions(t, eng)
-	prodOTP, _ := otp.Versions(t, prod)
-	m.label["prod "+prod] = "OTP " + cmpOr(prodOTP, prod)
-	m.label[row] = "`erl` OTP " + cmpOr(engOTP, eng)
-	if elixir {
-		m.label[row] = "`iex` Elixir " + cmpOr(engElixir, "?") + " on OTP " + cmpOr(engOTP, eng)
-	}
-}
-
-func cmpOr(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
-}
-
-// record stores the subtest's outcome; deferred, it runs after Skip and
-// Fatal too.
-func (m *sshMatrix) record(t *testing.T, row, prod string) {
-	result := "✓"
-	switch {
-	case t.Failed():
-		result = "✗ failed"
-	case t.Skipped():
-		result = "skipped (chroot unavailable)"
-	}
-	if m.cells[row] == nil {
-		m.rows = append(m.rows, row)
-		m.cells[row] = map[string]string{}
-	}
-	m.cells[row][prod] = result
-}
-
-// report logs the Markdown table and appends it to $BEAMGATE_MATRIX_OUT.
-func (m *sshMatrix) report(t *testing.T, took time.Duration) {
-	cells, passed := 0, 0
-	for _, r := range m.cells {
-		for _, v := range r {
-			cells++
-			if v == "✓" {
-				passed++
-			}
-		}
-	}
-	status := "all cells passed"
-	if passed != cells {
-		status = fmt.Sprintf("%d of %d cells did not pass", cells-passed, cells)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "OTP interop matrix through `ssh -N -L` and beamgate's SSH front door, %s (UTC): %s (%s).\n\n",
-		time.Now().UTC().Format("2006-01-02"), status, took.Round(time.Second))
-	b.WriteString("| engineer \\ production |")
-	for _, p := range otp.Releases {
-		fmt.Fprintf(&b, " %s |", cmpOr(m.label["prod "+p], "OTP "+p))
-	}
-	b.WriteString("\n|---|" + strings.Repeat("---|", len(otp.Releases)) + "\n")
-	for _, row := range m.rows {
-		fmt.Fprintf(&b, "| %s |", cmpOr(m.label[row], row))
-		for _, p := range otp.Releases {
-			fmt.Fprintf(&b, " %s |", cmpOr(m.cells[row][p], "–"))
-		}
-		b.WriteString("\n")
-	}
-	t.Log("\n" + b.String())
-	path := os.Getenv(matrixSSHOutEnv)
-	if path == "" {
-		return
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Errorf("append to %s: %v", path, err)
-		return
-	}
-	if _, err := f.WriteString("\n" + b.String()); err != nil {
-		t.Errorf("append to %s: %v", path, err)
-	}
-	if err := f.Close(); err != nil {
-		t.Errorf("append to %s: %v", path, err)
-	}
 }

@@ -29,7 +29,7 @@ func startRelayEnv(t *testing.T) *relayEnv {
 	prod := beamtest.StartProduction(t, beamtest.Options{
 		Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd,
 	})
-	ep, gp := freePort(t), freePort(t)
+	ep, gp := beamtest.FreePort(t), beamtest.FreePort(t)
 	e := startGateway(t, envOptions{
 		dial:        net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)),
 		gatewayPort: gp,

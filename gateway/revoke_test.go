@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"beamgate/cookies"
+	"beamgate/internal/beamtest"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -43,7 +44,7 @@ func (f *fakeRevocations) setErr(err error) {
 
 func fingerprintOf(t *testing.T, key string) string {
 	t.Helper()
-	pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(readPub(t, key)))
+	pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(beamtest.PublicKey(t, key)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func fingerprintOf(t *testing.T, key string) string {
 // when ssh exits.
 func (e *gatewayEnv) startForwardProc(user, key string) <-chan struct{} {
 	e.t.Helper()
-	lp := freePort(e.t)
+	lp := beamtest.FreePort(e.t)
 	cmd := exec.Command("ssh", e.sshArgs(user, key, "-N", "-o", "ExitOnForwardFailure=yes",
 		"-L", fmt.Sprintf("%d:prod-01:4369", lp))...)
 	if err := cmd.Start(); err != nil {
@@ -121,31 +122,16 @@ func TestRevocationsAtLoginAndLive(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// Vault unreachable: live connections stay, new logins fail closed
-	// once the list is older than the stale limit.
+	// Vault unreachable: the stale limit is tested in virtual time
+	// (TestRevocationStaleLimit); here, live connections survive it.
 	bobLive = e.startForwardProc("bob", e.bobK)
 	time.Sleep(200 * time.Millisecond)
 	rev.setErr(errors.New("connection refused"))
-	deadline = time.Now().Add(15 * time.Second)
-	for e.ssh("bob", e.bobK, nil, "cookie").code == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("logins still accepted with the revocation list unreadable past the stale limit")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	e.waitAudit("new logins are refused until Vault answers")
+	time.Sleep(3 * time.Second) // past this test's 2 s stale limit
 	select {
 	case <-bobLive:
 		t.Fatal("a live connection was cut because Vault was unreachable")
 	default:
-	}
-	rev.setErr(nil)
-	deadline = time.Now().Add(10 * time.Second)
-	for e.ssh("bob", e.bobK, nil, "cookie").code != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("logins still refused after Vault came back")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	if strings.Contains(e.auditLog(), prodCookie) {
 		t.Error("audit log contains the production cookie")

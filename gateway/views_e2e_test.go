@@ -7,8 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -253,63 +251,30 @@ func TestViewsThroughSSH(t *testing.T) {
 // the same user on the same node is refused; Ctrl-C ends the watch and
 // frees the slot.
 func TestViewsWatchInTmux(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux not installed")
-	}
+	beamtest.RequireTmux(t)
 	e := startViewEnv(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "tmux.sock")
-	tmux := func(args ...string) (string, error) {
-		out, err := exec.Command("tmux", append([]string{"-S", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
-		return string(out), err
-	}
 	args := append([]string{"ssh", "-t"}, e.sshArgs("alice", e.aliceK)...)
 	args = append(args, "top", viewNode, "--by", "message_queue_len", "-n", "5", "--watch", "1s")
 	cmdline := strings.Join(args, " ") + "; echo ssh-exited-$?; sleep 60"
-	if out, err := tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", "views", cmdline); err != nil {
-		t.Fatalf("tmux new-session: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { tmux("kill-server") })
+	tm := beamtest.StartTmux(t, 200, 50, cmdline)
 
-	pane := func() string {
-		out, err := tmux("capture-pane", "-p", "-t", "views")
-		if err != nil {
-			t.Fatalf("capture-pane: %v\n%s", err, out)
-		}
-		return out
-	}
-	refresh := regexp.MustCompile(`refresh (\d+) at`)
 	// waitRefresh waits (bounded) for a screen showing a refresh after
 	// `after` and mailbox_hog's row.
 	waitRefresh := func(after int) (string, int) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			s := pane()
-			if m := refresh.FindStringSubmatch(s); m != nil && strings.Contains(s, "mailbox_hog") {
-				if n, _ := strconv.Atoi(m[1]); n > after {
-					return s, n
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
+		screen, n, ok := tm.WaitRefresh(30*time.Second, after, "mailbox_hog")
+		if !ok {
+			t.Fatalf("no refresh after %d on screen:\n%s\naudit:\n%s", after, screen, e.auditLog())
 		}
-		t.Fatalf("no refresh after %d on screen:\n%s\naudit:\n%s", after, pane(), e.auditLog())
-		return "", 0
+		return screen, n
 	}
 	first, n1 := waitRefresh(0)
 	time.Sleep(2500 * time.Millisecond)
 	second, n2 := waitRefresh(n1)
 	t.Logf("first capture (refresh %d):\n%s", n1, strings.TrimRight(first, "\n "))
 	t.Logf("second capture (refresh %d):\n%s", n2, strings.TrimRight(second, "\n "))
-	for _, s := range []string{first, second} {
-		if c := strings.Count(s, "refresh "); c != 1 {
-			t.Errorf("screen shows %d headers, want 1 (redrawn in place):\n%s", c, s)
-		}
-		if !strings.HasPrefix(s, "every 1s, refresh") {
-			t.Errorf("header not on the first line:\n%s", s)
-		}
-	}
-	if q1, q2 := hogQueue(t, first), hogQueue(t, second); q2 <= q1 {
+	beamtest.CheckRedrawnInPlace(t, "every 1s, refresh", first, second)
+	if q1, q2 := beamtest.RowValue(t, first, "mailbox_hog"), beamtest.RowValue(t, second, "mailbox_hog"); q2 <= q1 {
 		t.Errorf("mailbox_hog's queue did not grow between captures: %d then %d", q1, q2)
 	}
 
@@ -321,14 +286,8 @@ func TestViewsWatchInTmux(t *testing.T) {
 	}
 
 	// Ctrl-C (a byte through the PTY) ends the watch and ssh exits 0.
-	if out, err := tmux("send-keys", "-t", "views", "C-c"); err != nil {
-		t.Fatalf("send-keys: %v %s", err, out)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(pane(), "ssh-exited-") && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	last := pane()
+	tm.SendKeys("C-c")
+	last := tm.WaitContains(20*time.Second, "ssh-exited-")
 	if !strings.Contains(last, "ssh-exited-0") {
 		t.Fatalf("ssh did not exit 0 after Ctrl-C:\n%s", last)
 	}
@@ -339,19 +298,4 @@ func TestViewsWatchInTmux(t *testing.T) {
 	}
 	log := e.waitAudit(`"op":"top prismatic@prod-01 --by message_queue_len -n 5 --watch 1s"`, `"rule":"view.one_per_user_per_node"`)
 	noCookie(t, first, second, last, r.stdout, r.stderr, log)
-}
-
-// hogQueue reads mailbox_hog's queue length from a captured screen.
-func hogQueue(t *testing.T, screen string) int {
-	t.Helper()
-	for _, l := range strings.Split(screen, "\n") {
-		if strings.Contains(l, "mailbox_hog") {
-			f := strings.Fields(l)
-			if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
-				return n
-			}
-		}
-	}
-	t.Fatalf("no mailbox_hog row:\n%s", screen)
-	return 0
 }

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,16 +15,6 @@ import (
 	"testing"
 	"time"
 )
-
-func freeLocalPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestDevRecipe runs beamgate dev, logs in with the key it generated, and
 // follows the printed recipe with a real ssh -N -L and a hidden erl node
@@ -38,7 +27,7 @@ func TestDevRecipe(t *testing.T) {
 	}
 	t.Setenv("HOME", t.TempDir())
 	state := t.TempDir()
-	sshPort, gwPort, epmdLocal := freeLocalPort(t), freeLocalPort(t), freeLocalPort(t)
+	sshPort, gwPort, epmdLocal := beamtest.FreePort(t), beamtest.FreePort(t), beamtest.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr beamtest.SyncBuffer
 	done := make(chan int, 1)
@@ -66,8 +55,7 @@ func TestDevRecipe(t *testing.T) {
 		}
 	}
 	key := filepath.Join(state, "dev_ed25519")
-	base := []string{"-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", key, "-p", strconv.Itoa(sshPort)}
+	base := beamtest.SSHClientArgs(sshPort, key)
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	banner, err := exec.CommandContext(sctx, "ssh", append(base, "dev@127.0.0.1")...).Output()
@@ -89,21 +77,15 @@ func TestDevRecipe(t *testing.T) {
 
 	fwd := exec.Command("ssh", append(base, "-N", "-o", "ExitOnForwardFailure=yes",
 		"-L", fmt.Sprintf("%d:demo-prod:4369", epmdLocal), "-L", fmt.Sprintf("%d:demo-prod:%d", gwPort, gwPort), "dev@127.0.0.1")...)
+	var fwdErr beamtest.SyncBuffer
+	fwd.Stderr = &fwdErr
 	if err := fwd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", gwPort), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatal("ssh -L did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	fwdExited := make(chan struct{})
+	go func() { fwd.Wait(); close(fwdExited) }()
+	t.Cleanup(func() { fwd.Process.Kill(); <-fwdExited })
+	beamtest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", gwPort), fwdExited, fwdErr.String)
 	inetrc := filepath.Join(t.TempDir(), "inetrc")
 	os.WriteFile(inetrc, []byte("{host, {127,0,0,1}, [\"demo-prod\"]}.\n{lookup, [file, native]}.\n"), 0o644)
 	ectx, ecancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -17,41 +17,17 @@ import (
 	"beamgate/internal/beamtest"
 )
 
-// buildBeamgate builds the real binary from the repository root.
-func buildBeamgate(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "beamgate")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/beamgate")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/beamgate: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // proc is a background process stopped at cleanup.
 type proc struct {
 	cmd    *exec.Cmd
-	out    *logBuffer
+	out    *beamtest.SyncBuffer
 	exited chan struct{}
 	at     time.Time // when it exited
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), out: &logBuffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: exec.Command(name, args...), out: &beamtest.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,29 +40,11 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
-// waitPort waits (bounded) until 127.0.0.1:port accepts, failing early
-// when p exits.
-func waitPort(t *testing.T, p *proc, port int) {
+// waitPort waits (bounded) until ip:port accepts, failing early when p
+// exits.
+func (p *proc) waitPort(t *testing.T, ip string, port int) {
 	t.Helper()
-	waitPortOn(t, p, "127.0.0.1", port)
-}
-
-func waitPortOn(t *testing.T, p *proc, ip string, port int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited early:\n%s", p.cmd.Path, p.out.String())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(port)), time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %d:\n%s", port, p.out.String())
+	beamtest.WaitListening(t, net.JoinHostPort(ip, strconv.Itoa(port)), p.exited, p.out.String)
 }
 
 // runCmd runs a command to completion (bounded) and returns its exit code
@@ -108,11 +66,10 @@ func runCmd(t *testing.T, name string, args ...string) (int, string) {
 	return 0, out.String()
 }
 
+// sshArgs are alice's ssh options (then extra) and destination; append a
+// command.
 func sshArgs(port int, key string, extra ...string) []string {
-	args := []string{"-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
-		"-p", strconv.Itoa(port), "-i", key}
-	return append(append(args, extra...), "alice@127.0.0.1")
+	return append(beamtest.SSHClientArgs(port, key, extra...), "alice@127.0.0.1")
 }
 
 // TestBeamgateBinaryWithVault runs the real beamgate binary against a real
@@ -128,12 +85,8 @@ func TestBeamgateBinaryWithVault(t *testing.T) {
 		t.Skip("builds beamgate, starts Vault, BEAM nodes and OpenSSH")
 	}
 	beamtest.RequireErl(t)
-	for _, b := range []string{"ssh", "ssh-keygen", "go"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed", b)
-		}
-	}
-	bin := buildBeamgate(t)
+	beamtest.RequireOpenSSH(t, "go")
+	bin := beamtest.BuildBeamgate(t, t.TempDir())
 	tv := startVault(t)
 	auth := tv.appRole(t, "gateway", "beamgate-gateway", time.Hour, 2*time.Hour)
 	const prodCookie = "PRODCOOKIEFROMVAULTNEVERSHOWN"
@@ -149,12 +102,8 @@ func TestBeamgateBinaryWithVault(t *testing.T) {
 		BindIP: "127.0.0.2", EpmdPort: prodEpmd})
 
 	dir := t.TempDir()
-	key := filepath.Join(dir, "alice")
-	if code, out := runCmd(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", key); code != 0 {
-		t.Fatal(out)
-	}
-	pub, _ := os.ReadFile(key + ".pub")
-	sshPort, ep, gp := freePort(t), freePort(t), freePort(t)
+	key := beamtest.NewSSHKey(t, dir, "alice")
+	sshPort, ep, gp := beamtest.FreePort(t), beamtest.FreePort(t), beamtest.FreePort(t)
 	cfg := filepath.Join(dir, "beamgate.yaml")
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:%d
 host_key: ./state/host_key
@@ -186,13 +135,13 @@ roles:
     clusters: [prismatic]
     policy: readonly
     mode: enforce
-`, sshPort, ep, tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile, prodEpmd, gp, strings.TrimSpace(string(pub)))
+`, sshPort, ep, tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile, prodEpmd, gp, beamtest.PublicKey(t, key))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	serve := startProc(t, bin, "serve", "--config", cfg)
-	waitPort(t, serve, sshPort)
+	serve.waitPort(t, "127.0.0.1", sshPort)
 
 	code, cookieOut := runCmd(t, "ssh", append(sshArgs(sshPort, key), "cookie")...)
 	gwCookie := strings.TrimSpace(cookieOut)
@@ -203,7 +152,7 @@ roles:
 		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.2:4369", ep), // the engineer node registers here
 		"-L", fmt.Sprintf("127.0.0.2:%d:127.0.0.2:4369", ep), // and looks production up here
 		"-L", fmt.Sprintf("127.0.0.2:%d:127.0.0.2:%d", gp, gp))...)
-	waitPortOn(t, fwd, "127.0.0.2", ep)
+	fwd.waitPort(t, "127.0.0.2", ep)
 	engineer := func(name string) *beamtest.Node {
 		return beamtest.Start(t, beamtest.Options{Name: name + "@127.0.0.1", Cookie: gwCookie, EpmdPort: ep,
 			LongNames: true, Hidden: true, Kind: beamtest.KindErl})

@@ -96,7 +96,7 @@ func (c *cluster) dialWith(t *testing.T, node rotate.Node, cookie string) error 
 	return nil
 }
 
-func rotateStore(t *testing.T, tv *testVault) (*cookies.VaultStore, *logBuffer) {
+func rotateStore(t *testing.T, tv *testVault) (*cookies.VaultStore, *beamtest.SyncBuffer) {
 	log, logs := newLogger()
 	s := openStore(t, cookies.VaultConfig{Address: tv.addr, CAFile: tv.caFile,
 		Auth: tv.appRole(t, "rotator", "beamgate-gateway", time.Hour, 2*time.Hour), Logger: log})

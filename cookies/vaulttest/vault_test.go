@@ -1,7 +1,6 @@
 package vaulttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"beamgate/cookies"
+	"beamgate/internal/beamtest"
 
 	kv "github.com/hashicorp/vault-plugin-secrets-kv"
 	"github.com/hashicorp/vault/api"
@@ -131,27 +131,10 @@ func (tv *testVault) putCookie(t *testing.T, cluster, cookie string) int {
 	return sec.VersionMetadata.Version
 }
 
-// logBuffer is a zap logger writing JSON at debug level into a buffer, to
-// check that no cookie ever reaches a log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *logBuffer) Sync() error { return nil }
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger() (*zap.Logger, *logBuffer) {
-	b := &logBuffer{}
+// newLogger returns a zap logger writing JSON at debug level into a
+// buffer, to check that no cookie ever reaches a log.
+func newLogger() (*zap.Logger, *beamtest.SyncBuffer) {
+	b := &beamtest.SyncBuffer{}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), b, zapcore.DebugLevel)
 	return zap.New(core), b
 }

@@ -40,15 +40,11 @@ func TestViewsMidRotation(t *testing.T) {
 		t.Fatalf("prod2 should still run the old cookie: %v", err)
 	}
 
-	bin := buildBeamgate(t)
+	bin := beamtest.BuildBeamgate(t, t.TempDir())
 	auth := tv.appRole(t, "gateway", "beamgate-gateway", time.Hour, 2*time.Hour)
 	dir := t.TempDir()
-	key := filepath.Join(dir, "alice")
-	if code, out := runCmd(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", key); code != 0 {
-		t.Fatal(out)
-	}
-	pub, _ := os.ReadFile(key + ".pub")
-	sshPort := freePort(t)
+	key := beamtest.NewSSHKey(t, dir, "alice")
+	sshPort := beamtest.FreePort(t)
 	cfg := filepath.Join(dir, "beamgate.yaml")
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:%d
 host_key: ./state/host_key
@@ -77,12 +73,12 @@ roles:
     policy: readonly
     mode: enforce
 `, sshPort, tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile,
-		c.rotate[0].Name, c.rotate[0].Dial, c.rotate[1].Name, c.rotate[1].Dial, strings.TrimSpace(string(pub)))
+		c.rotate[0].Name, c.rotate[0].Dial, c.rotate[1].Name, c.rotate[1].Dial, beamtest.PublicKey(t, key))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	serve := startProc(t, bin, "serve", "--config", cfg)
-	waitPort(t, serve, sshPort)
+	serve.waitPort(t, "127.0.0.1", sshPort)
 
 	for _, n := range c.rotate {
 		code, out := runCmd(t, "ssh", append(sshArgs(sshPort, key), "stats", n.Name)...)

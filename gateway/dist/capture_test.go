@@ -145,7 +145,7 @@ func TestCaptureRealNodes(t *testing.T) {
 	beamtest.RequireErl(t)
 	const cookie = "capture-cookie"
 	epmd := beamtest.StartEpmd(t)
-	prodPort := beamtest.FreePort(t, "127.0.0.2")
+	prodPort := beamtest.FreePortOn(t, "127.0.0.2")
 	beamtest.Start(t, beamtest.Options{Name: "prod@127.0.0.2", LongNames: true, Cookie: cookie,
 		BindIP: "127.0.0.2", DistPort: prodPort, EpmdPort: epmd})
 

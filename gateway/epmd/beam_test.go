@@ -28,17 +28,6 @@ func requireProgram(t *testing.T, name string) string {
 	return path
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startChild starts a long-running program that the test kills and reaps
 // in cleanup. It returns the program's combined output so far on demand.
 func startChild(t *testing.T, epmdPort int, name string, args ...string) *beamtest.SyncBuffer {
@@ -93,7 +82,7 @@ func erlArgs(sname, ip string, extra ...string) []string {
 
 func TestClientAgainstRealEPMD(t *testing.T) {
 	requireProgram(t, "erl")
-	port := freePort(t)
+	port := beamtest.FreePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	startChild(t, port, "epmd", "-port", strconv.Itoa(port), "-address", "127.0.0.1")
 	ctx := context.Background()

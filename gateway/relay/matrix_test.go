@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,10 +35,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// matrixOutEnv names a file TestMatrix writes its result table to, in
-// Markdown, for the README.
-const matrixOutEnv = "BEAMGATE_MATRIX_OUT"
-
 // nativeRecordBin is term_to_binary(#foo:bar{a = 7}) on OTP 29: a native
 // record (RECORD_EXT, tag 67) any OTP 29 node can build with
 // binary_to_term, for a module that does not exist.
@@ -52,14 +47,11 @@ func TestMatrix(t *testing.T) {
 	if !otp.Enabled() {
 		t.Skipf("the OTP interop matrix runs with %s=1 (make matrix)", otp.EnableEnv)
 	}
-	m := &matrix{cells: map[[2]string]string{}, versions: map[string][2]string{}}
+	m := beamtest.NewMatrix(otp.Releases, otp.Versions)
 	for _, eng := range otp.Releases {
 		for _, prod := range otp.Releases {
-			t.Run(fmt.Sprintf("erl%s/prod%s", eng, prod), func(t *testing.T) {
-				row := "erl " + eng
-				defer m.record(t, row, prod)
+			m.RunErl(t, eng, prod, func(t *testing.T) {
 				prodErl, engErl := otp.Erl(t, prod), otp.Erl(t, eng)
-				m.noteVersions(t, row, eng, prod)
 				f := startFixture(t, fixtureOpts{noDirect: true, prodErl: prodErl, engErl: engErl})
 				checkCell(t, f, prod)
 			})
@@ -67,11 +59,8 @@ func TestMatrix(t *testing.T) {
 	}
 	for _, eng := range otp.Releases {
 		const prod = "27"
-		t.Run(fmt.Sprintf("iex-otp%s/prod%s", eng, prod), func(t *testing.T) {
-			row := "iex on OTP " + eng
-			defer m.record(t, row, prod)
+		m.RunIex(t, eng, prod, func(t *testing.T) {
 			prodErl, elixir := otp.Erl(t, prod), otp.Elixir(t, eng)
-			m.noteVersions(t, row, eng, prod)
 			f := startFixture(t, fixtureOpts{noDirect: true, prodErl: prodErl, engKind: beamtest.KindElixir, engElixir: elixir})
 			got := f.eng.EvalElixir(t, `p = :"`+prodName+`"; {Node.ping(p), :rpc.call(p, :erlang, :system_info, [:otp_release]) |> List.to_string()}`)
 			if want := `{:pong, "` + prod + `"}`; got != want {
@@ -80,7 +69,8 @@ func TestMatrix(t *testing.T) {
 			checkCell(t, f, prod)
 		})
 	}
-	m.report(t)
+	// The first table of `make matrix`: it replaces the file's old content.
+	m.Report(t, "OTP interop matrix through beamgate", false)
 }
 
 // checkCell is one matrix cell: ping, read-only calls, the observer and
@@ -110,112 +100,6 @@ func checkCell(t *testing.T, f *fixture, prodRelease string) {
 	if after := f.prod.Snapshot(t); after != before || f.prod.MarkerExists() {
 		t.Errorf("production changed:\nbefore %s\nafter  %s\nmarker %v", before, after, f.prod.MarkerExists())
 	}
-}
-
-// matrix collects cell results for the README table.
-type matrix struct {
-	mu       sync.Mutex
-	rows     []string
-	cells    map[[2]string]string // {row, production release} → result
-	versions map[string][2]string // row or "prod REL" → {OTP version, Elixir version}
-}
-
-func (m *matrix) noteVersions(t *testing.T, row, eng, prod string) {
-	t.Helper()
-	e1, e2 := otp.Versions(t, eng)
-	p1, p2 := otp.Versions(t, prod)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.versions[row] = [2]string{e1, e2}
-	m.versions["prod "+prod] = [2]string{p1, p2}
-}
-
-// record stores the subtest's outcome; deferred, it runs after Skip and
-// Fatal too.
-func (m *matrix) record(t *testing.T, row, prod string) {
-	result := "✓"
-	switch {
-	case t.Failed():
-		result = "✗ failed"
-	case t.Skipped():
-		result = "skipped (chroot unavailable)"
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !containsString(m.rows, row) {
-		m.rows = append(m.rows, row)
-	}
-	m.cells[[2]string{row, prod}] = result
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// report logs the table and writes it to $BEAMGATE_MATRIX_OUT.
-func (m *matrix) report(t *testing.T) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var b strings.Builder
-	failed := 0
-	for _, r := range m.cells {
-		if r != "✓" {
-			failed++
-		}
-	}
-	status := "all cells passed"
-	if failed > 0 {
-		status = fmt.Sprintf("%d of %d cells did not pass", failed, len(m.cells))
-	}
-	fmt.Fprintf(&b, "OTP interop matrix through beamgate, %s (UTC): %s.\n\n", time.Now().UTC().Format("2006-01-02"), status)
-	b.WriteString("| engineer \\ production |")
-	for _, p := range otp.Releases {
-		fmt.Fprintf(&b, " OTP %s |", m.label("prod "+p, p, false))
-	}
-	b.WriteString("\n|---|")
-	for range otp.Releases {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
-	for _, row := range m.rows {
-		kind, rel, _ := strings.Cut(row, " ")
-		if kind == "iex" {
-			rel = strings.TrimPrefix(rel, "on OTP ")
-			fmt.Fprintf(&b, "| `iex` Elixir %s on OTP %s |", m.label(row, rel, true), m.label(row, rel, false))
-		} else {
-			fmt.Fprintf(&b, "| `erl` OTP %s |", m.label(row, rel, false))
-		}
-		for _, p := range otp.Releases {
-			r, ok := m.cells[[2]string{row, p}]
-			if !ok {
-				r = "–"
-			}
-			fmt.Fprintf(&b, " %s |", r)
-		}
-		b.WriteString("\n")
-	}
-	t.Log("\n" + b.String())
-	if path := os.Getenv(matrixOutEnv); path != "" {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Errorf("write %s: %v", path, err)
-		}
-	}
-}
-
-func (m *matrix) label(key, fallback string, elixir bool) string {
-	v := m.versions[key]
-	if elixir {
-		v[0] = v[1]
-	}
-	if v[0] == "" {
-		return fallback
-	}
-	return v[0]
 }
 
 // TestAltactSigOTP29 shows why masking ALTACT_SIG is safe: two OTP 29

@@ -6,6 +6,12 @@
 // Everything it starts is tied to the calling test: processes run in their
 // own process group, die with the test binary (Linux parent-death signal and
 // agent halt on stdin EOF), and are stopped in t.Cleanup.
+//
+// It also holds the small helpers the end-to-end tests of several packages
+// share: free ports (FreePort, FreePortOn), waiting for a server to listen
+// (WaitListening), OpenSSH keys and client options (NewSSHKey,
+// SSHClientArgs), a real terminal (Tmux), building the beamgate binary
+// (BuildBeamgate) and the OTP interop matrix table (Matrix).
 package beamtest
 
 import (
@@ -49,23 +55,55 @@ func requireBinaries(t testing.TB, msg string, names ...string) {
 	}
 }
 
-// FreePort returns a TCP port that was free on ip a moment ago. Another
-// process may still take it before the caller binds it; callers that start
-// servers on it should be ready to retry.
-func FreePort(t testing.TB, ip string) int {
+// freePortAttempts bounds FreePortOn's search for a port free on every
+// address.
+const freePortAttempts = 50
+
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+// Another process may still take it before the caller binds it; callers
+// that start servers on it should be ready to retry.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return FreePortOn(t, "127.0.0.1")
+}
+
+// FreePortOn is FreePort on the given addresses: the port was free on
+// every one of ips a moment ago (for a node and a forwarded end that must
+// share a port number on different loopback addresses).
+func FreePortOn(t testing.TB, ips ...string) int {
+	t.Helper()
+	if len(ips) == 0 {
+		t.Fatalf("beamtest: FreePortOn needs at least one address")
+	}
+	for range freePortAttempts {
+		port := listenPort(t, ips[0])
+		if freeOnAll(port, ips[1:]) {
+			return port
+		}
+	}
+	t.Fatalf("beamtest: no port free on all of %v after %d attempts", ips, freePortAttempts)
+	return 0
+}
+
+// listenPort returns a port the kernel just handed out on ip.
+func listenPort(t testing.TB, ip string) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatalf("beamtest: free port on %s: %v", ip, err)
 	}
 	defer ln.Close()
-	_, portStr, err := net.SplitHostPort(ln.Addr().String())
-	if err != nil {
-		t.Fatalf("beamtest: free port on %s: %v", ip, err)
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freeOnAll reports whether port can be bound on each of ips.
+func freeOnAll(port int, ips []string) bool {
+	for _, ip := range ips {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		ln.Close()
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		t.Fatalf("beamtest: free port on %s: %v", ip, err)
-	}
-	return port
+	return true
 }

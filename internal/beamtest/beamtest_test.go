@@ -24,7 +24,7 @@ func startCluster(t *testing.T) (epmdPort int, inetrc string, prod *Production) 
 		ProductionHost: ProductionIP,
 		engineerHost:   "127.0.0.1",
 	})
-	distPort := FreePort(t, ProductionIP)
+	distPort := FreePortOn(t, ProductionIP)
 	prod = StartProduction(t, Options{
 		Name:      "prod@" + ProductionHost,
 		LongNames: true,

@@ -45,7 +45,7 @@ func StartEpmdOn(t testing.TB, ips ...string) (port int) {
 	}
 	var lastErr error
 	for range epmdStartAttempts {
-		port = FreePort(t, ips[0])
+		port = FreePortOn(t, ips...)
 		err := startEpmdOnce(t, port, ips)
 		if err == nil {
 			return port

@@ -23,3 +23,7 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Sync is a no-op, so a *SyncBuffer is a zapcore.WriteSyncer: a logger
+// can write into it.
+func (s *SyncBuffer) Sync() error { return nil }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"testing"
@@ -40,7 +39,7 @@ func params(t *testing.T) benchParams {
 		doc:      os.Getenv("BEAMGATE_BENCH_DOC"),
 	}
 	if p.doc == "" {
-		p.doc = moduleRoot(t) + "/docs/benchmarks.md"
+		p.doc = beamtest.ModuleRoot(t) + "/docs/benchmarks.md"
 	}
 	return p
 }
@@ -56,13 +55,13 @@ func TestBench(t *testing.T) {
 		t.Skip("benchmarks run with BEAMGATE_BENCH=1 (make bench)")
 	}
 	beamtest.RequireErl(t)
-	requireOpenSSH(t)
+	beamtest.RequireOpenSSH(t, sshdPath)
 	p := params(t)
 	started := time.Now()
 	machine := describeMachine(t)
 
 	prodEpmd := beamtest.StartEpmdOn(t, beamtest.ProductionIP)
-	distPort := freePortOnBoth(t)
+	distPort := beamtest.FreePortOn(t, "127.0.0.1", beamtest.ProductionIP)
 	prod := beamtest.StartProduction(t, beamtest.Options{
 		Name: prodName, Cookie: prodCookie, BindIP: beamtest.ProductionIP,
 		DistPort: distPort, EpmdPort: prodEpmd, EvalTimeout: evalTimeout,
@@ -84,7 +83,7 @@ func TestBench(t *testing.T) {
 	// (epmd answers with it, so the local end must use the same number).
 	res.openssh = runPath(t, "openssh", p, prod, func(t *testing.T) *beamtest.Node {
 		sshd := startSSHD(t)
-		localEpmd := beamtest.FreePort(t, "127.0.0.1")
+		localEpmd := beamtest.FreePort(t)
 		sshForward(t, sshd.port, sshd.user, sshd.key, []string{
 			fmt.Sprintf("%d:%s:%d", localEpmd, beamtest.ProductionIP, prodEpmd),
 			fmt.Sprintf("%d:%s:%d", distPort, beamtest.ProductionIP, distPort),
@@ -95,7 +94,7 @@ func TestBench(t *testing.T) {
 	// 3. beamgate: the README recipe against the bin/beamgate process.
 	var gw *beamgateProc
 	res.beamgate = runPath(t, "beamgate", p, prod, func(t *testing.T) *beamtest.Node {
-		localEpmd := beamtest.FreePort(t, "127.0.0.1")
+		localEpmd := beamtest.FreePort(t)
 		gw = startBeamgate(t, prodEpmd, localEpmd, p.sessions)
 		cookie := sshOutput(t, gw.port, "alice", gw.aliceKey, "cookie")
 		sshForward(t, gw.port, "alice", gw.aliceKey, []string{
@@ -126,22 +125,6 @@ func trimCookie(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// freePortOnBoth returns a port free on both 127.0.0.1 (the engineer's
-// forwarded end) and the production address.
-func freePortOnBoth(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		port := beamtest.FreePort(t, "127.0.0.1")
-		ln, err := net.Listen("tcp", net.JoinHostPort(beamtest.ProductionIP, strconv.Itoa(port)))
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free on both 127.0.0.1 and " + beamtest.ProductionIP)
-	return 0
 }
 
 // startEngineer starts the hidden erl node an engineer would run.

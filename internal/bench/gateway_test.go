@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
@@ -20,10 +19,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-const (
-	prodCookie = "BENCHPRODUCTIONCOOKIE5e1f"
-	buildWait  = 5 * time.Minute
-)
+const prodCookie = "BENCHPRODUCTIONCOOKIE5e1f"
 
 // benchProfile is the bench role's policy: readonly plus binary:copy/2,
 // so the 64 MiB fetch goes through the same policed path as everything
@@ -49,30 +45,6 @@ type beamgateProc struct {
 	logPath     string
 }
 
-// moduleRoot is the directory holding beamgate's go.mod.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-// buildBeamgate builds ./cmd/beamgate into dir.
-func buildBeamgate(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "beamgate")
-	ctx, cancel := context.WithTimeout(context.Background(), buildWait)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/beamgate")
-	cmd.Dir = moduleRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/beamgate: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // startBeamgate writes a configuration for prismatic@prod-01 (dialled at
 // 127.0.0.2:prodEpmd) with users alice (an OpenSSH key) and load (an
 // in-process key), role observer in enforce mode with benchProfile, audit
@@ -81,11 +53,11 @@ func buildBeamgate(t *testing.T, dir string) string {
 func startBeamgate(t *testing.T, prodEpmd, engineerEpmd, sessions int) *beamgateProc {
 	t.Helper()
 	dir := t.TempDir()
-	bin := buildBeamgate(t, dir)
+	bin := beamtest.BuildBeamgate(t, dir)
 	g := &beamgateProc{
-		port:        beamtest.FreePort(t, "127.0.0.1"),
-		gatewayPort: beamtest.FreePort(t, "127.0.0.1"),
-		aliceKey:    newSSHKey(t, dir, "alice"),
+		port:        beamtest.FreePort(t),
+		gatewayPort: beamtest.FreePort(t),
+		aliceKey:    beamtest.NewSSHKey(t, dir, "alice"),
 		auditPath:   filepath.Join(dir, "audit.jsonl"),
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -134,7 +106,7 @@ limits:
   max_channels_per_connection: 16
   max_connections_per_user: %d
   max_sessions_per_target: %d
-`, g.port, engineerEpmd, prodName, prodEpmd, g.gatewayPort, readFileTrim(t, g.aliceKey+".pub"), loadPub, sessions+8, sessions+16)
+`, g.port, engineerEpmd, prodName, prodEpmd, g.gatewayPort, beamtest.PublicKey(t, g.aliceKey), loadPub, sessions+8, sessions+16)
 	confPath := filepath.Join(dir, "beamgate.yaml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -146,7 +118,7 @@ limits:
 	cmd := exec.Command(bin, args...)
 	exited, logPath := startProcess(t, dir, "beamgate", cmd)
 	g.pid, g.logPath = cmd.Process.Pid, logPath
-	waitListening(t, "beamgate", net.JoinHostPort("127.0.0.1", strconv.Itoa(g.port)), exited, logPath)
+	waitListening(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(g.port)), exited, logPath)
 	return g
 }
 

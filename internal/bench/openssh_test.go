@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,43 +18,9 @@ import (
 
 const (
 	sshdPath      = "/usr/sbin/sshd"
-	listenTimeout = 30 * time.Second // a server or ssh -L accepting connections
 	sshCmdTimeout = 30 * time.Second // one ssh command to completion
 	stopWait      = 10 * time.Second // SIGTERM/SIGKILL until reaped
 )
-
-// requireOpenSSH skips unless the OpenSSH client, server and ssh-keygen
-// are installed (Debian openssh-client, openssh-server).
-func requireOpenSSH(t *testing.T) {
-	t.Helper()
-	for _, b := range []string{"ssh", "ssh-keygen", sshdPath} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed (Debian openssh-client and openssh-server, see .ci/run)", b)
-		}
-	}
-}
-
-// newSSHKey generates an unencrypted ed25519 key pair in dir and returns
-// the private key's path.
-func newSSHKey(t *testing.T, dir, name string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	ctx, cancel := context.WithTimeout(context.Background(), sshCmdTimeout)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", p).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen %s: %v\n%s", name, err, out)
-	}
-	return p
-}
-
-func readFileTrim(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
 
 // startProcess starts cmd in its own process group with stderr going to a
 // file in dir, and stops it (SIGTERM, then SIGKILL) in t.Cleanup. exited
@@ -80,28 +45,13 @@ func startProcess(t *testing.T, dir, label string, cmd *exec.Cmd) (exited <-chan
 }
 
 // waitListening waits (bounded) until addr accepts a TCP connection, failing
-// early when the process serving it has exited.
-func waitListening(t *testing.T, label, addr string, exited <-chan struct{}, logPath string) {
+// early when the process serving it has exited; failures show its log.
+func waitListening(t *testing.T, addr string, exited <-chan struct{}, logPath string) {
 	t.Helper()
-	deadline := time.Now().Add(listenTimeout)
-	for {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("%s exited before listening on %s:\n%s", label, addr, b)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("%s not listening on %s after %v: %v\n%s", label, addr, listenTimeout, err, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	beamtest.WaitListening(t, addr, exited, func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	})
 }
 
 // sshdServer is a real OpenSSH sshd on 127.0.0.1 that lets the current
@@ -117,7 +67,7 @@ type sshdServer struct {
 // key and authorized_keys in a temporary directory.
 func startSSHD(t *testing.T) *sshdServer {
 	t.Helper()
-	requireOpenSSH(t)
+	beamtest.RequireOpenSSH(t, sshdPath)
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
@@ -130,13 +80,13 @@ func startSSHD(t *testing.T) *sshdServer {
 		}
 	}
 	dir := t.TempDir()
-	hostKey := newSSHKey(t, dir, "ssh_host_ed25519_key")
-	key := newSSHKey(t, dir, "engineer")
+	hostKey := beamtest.NewSSHKey(t, dir, "ssh_host_ed25519_key")
+	key := beamtest.NewSSHKey(t, dir, "engineer")
 	authKeys := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authKeys, []byte(readFileTrim(t, key+".pub")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(authKeys, []byte(beamtest.PublicKey(t, key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := beamtest.FreePort(t, "127.0.0.1")
+	port := beamtest.FreePort(t)
 	conf := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %s
@@ -159,18 +109,8 @@ LogLevel ERROR
 		t.Fatal(err)
 	}
 	exited, logPath := startProcess(t, dir, "sshd", exec.Command(sshdPath, "-D", "-e", "-f", confPath))
-	waitListening(t, "sshd", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited, logPath)
+	waitListening(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited, logPath)
 	return &sshdServer{port: port, user: u.Username, key: key}
-}
-
-// sshArgs are the OpenSSH client options of every ssh run here: no user
-// configuration, no host key prompts, no agent, errors only.
-func sshArgs(port int, key string, extra ...string) []string {
-	args := []string{"-F", "/dev/null",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
-		"-o", "ConnectTimeout=10", "-p", strconv.Itoa(port), "-i", key}
-	return append(args, extra...)
 }
 
 // sshForward runs `ssh -N -L ...` to user@127.0.0.1:port in the background
@@ -182,9 +122,9 @@ func sshForward(t *testing.T, port int, user, key string, forwards []string, loc
 		opts = append(opts, "-L", f)
 	}
 	opts = append(opts, "-N", "-o", "ExitOnForwardFailure=yes", user+"@127.0.0.1")
-	exited, logPath := startProcess(t, t.TempDir(), "ssh-L", exec.Command("ssh", sshArgs(port, key, opts...)...))
+	exited, logPath := startProcess(t, t.TempDir(), "ssh-L", exec.Command("ssh", beamtest.SSHClientArgs(port, key, opts...)...))
 	for _, p := range localPorts {
-		waitListening(t, "ssh -L", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), exited, logPath)
+		waitListening(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), exited, logPath)
 	}
 }
 
@@ -195,7 +135,7 @@ func sshOutput(t *testing.T, port int, user, key string, command ...string) stri
 	ctx, cancel := context.WithTimeout(context.Background(), sshCmdTimeout)
 	defer cancel()
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ssh", sshArgs(port, key, append([]string{user + "@127.0.0.1"}, command...)...)...)
+	cmd := exec.CommandContext(ctx, "ssh", beamtest.SSHClientArgs(port, key, append([]string{user + "@127.0.0.1"}, command...)...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("ssh %s@127.0.0.1 %v: %v\n%s", user, command, err, errb.String())

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"beamgate/internal/beamtest"
 	"bytes"
 	"context"
 	"fmt"
@@ -86,7 +87,7 @@ func runPolicyBench(t *testing.T) *policyResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "test", "-run", "XXX", "-bench", "BenchmarkPolicyOnly|BenchmarkEvaluateErpc", "-benchmem", "./policy")
-	cmd.Dir = moduleRoot(t)
+	cmd.Dir = beamtest.ModuleRoot(t)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

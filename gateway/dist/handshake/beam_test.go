@@ -46,33 +46,6 @@ func randomCookie(t *testing.T) string {
 	return "c" + hex.EncodeToString(b[:])
 }
 
-// freePort returns a TCP port that is currently free on every one of ips.
-func freePort(t *testing.T, ips ...string) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for _, ip := range ips[1:] {
-			l2, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		if ok {
-			return port
-		}
-	}
-	t.Fatalf("no free port on %v", ips)
-	return 0
-}
-
 // process is an OS process started by a test.
 type process struct {
 	cmd  *exec.Cmd
@@ -116,23 +89,6 @@ func (p *process) wait(t *testing.T) {
 	}
 }
 
-// waitListening polls addr until it accepts a TCP connection.
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(startupTimeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never started listening: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // prodNode is a real production-like node listening on 127.0.0.2.
 type prodNode struct {
 	name, addr, cookie string
@@ -143,17 +99,17 @@ type prodNode struct {
 // own epmd on a free port.
 func startProdNode(t *testing.T, cookie string) *prodNode {
 	t.Helper()
-	epmdPort := freePort(t, "127.0.0.1")
-	startProcess(t, nil, "epmd", "-port", strconv.Itoa(epmdPort), "-address", "127.0.0.1")
-	waitListening(t, fmt.Sprintf("127.0.0.1:%d", epmdPort))
+	epmdPort := beamtest.FreePort(t)
+	epmd := startProcess(t, nil, "epmd", "-port", strconv.Itoa(epmdPort), "-address", "127.0.0.1")
+	beamtest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", epmdPort), epmd.done, epmd.out.String)
 
-	port := strconv.Itoa(freePort(t, "127.0.0.2"))
+	port := strconv.Itoa(beamtest.FreePortOn(t, "127.0.0.2"))
 	env := []string{"ERL_EPMD_PORT=" + strconv.Itoa(epmdPort)}
 	n := &prodNode{name: "prod@127.0.0.2", addr: "127.0.0.2:" + port, cookie: cookie}
 	n.proc = startProcess(t, env, "erl", "-name", n.name, "-setcookie", cookie, "-start_epmd", "false",
 		"-kernel", "inet_dist_use_interface", "{127,0,0,2}",
 		"inet_dist_listen_min", port, "inet_dist_listen_max", port, "-noshell")
-	waitListening(t, n.addr)
+	beamtest.WaitListening(t, n.addr, n.proc.done, n.proc.out.String)
 	return n
 }
 
@@ -305,7 +261,7 @@ func TestAcceptRealEngineer(t *testing.T) {
 			if tt.engCookie != "" {
 				engCookie = tt.engCookie
 			}
-			port := freePort(t, "127.0.0.3", "127.0.0.1")
+			port := beamtest.FreePortOn(t, "127.0.0.3", "127.0.0.1")
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.3:%d", port))
 			if err != nil {
 				t.Fatal(err)
@@ -314,7 +270,7 @@ func TestAcceptRealEngineer(t *testing.T) {
 
 			// -erl_epmd_port: no epmd at all. Point ERL_EPMD_PORT at a
 			// closed port so the node cannot touch a shared epmd either.
-			noEPMD := []string{"ERL_EPMD_PORT=" + strconv.Itoa(freePort(t, "127.0.0.1"))}
+			noEPMD := []string{"ERL_EPMD_PORT=" + strconv.Itoa(beamtest.FreePort(t))}
 			eng := startProcess(t, noEPMD, "erl", "-name", "eng@127.0.0.1", "-setcookie", engCookie, "-hidden",
 				"-start_epmd", "false", "-erl_epmd_port", strconv.Itoa(port),
 				"-kernel", "inet_dist_use_interface", "{127,0,0,1}", "-noshell", "-eval", engineerEval)
