@@ -30,10 +30,33 @@ const (
 	EventView           Event = "view"            // one call a text view made, and its decision
 )
 
-// Events of the operator commands and of the log itself.
+// Events of the operator commands.
 const (
 	EventCookieRotate Event = "cookie_rotate" // one step of a production cookie rotation
-	EventRotate       Event = "rotate"        // the audit log's own file rotation
+)
+
+// Events of the log itself. Detail keys are in the constants' comments.
+const (
+	// EventLogStart opens a chain: the first record of a new log, or of a
+	// log written before log ids existed. Detail: log_id.
+	EventLogStart Event = "log_start"
+	// EventRotate is the first record of every file after the first:
+	// Detail prev_file (base name), prev_seq, prev_hash (the previous
+	// file's final record), log_id. Its Seq and Prev continue the chain.
+	EventRotate Event = "rotate"
+	// EventRetention is written before an old file is deleted. Detail:
+	// deleted (base name), last_seq, last_hash.
+	EventRetention Event = "retention"
+	// EventRecovered follows a torn final line found at open, which was
+	// moved aside. Detail: torn_bytes, torn_sha256, quarantine (base name).
+	EventRecovered Event = "recovered"
+	// EventOutage is the first record after writes failed and resumed.
+	// Detail: since, until (RFC 3339), duration, refused (appends refused
+	// meanwhile), error.
+	EventOutage Event = "audit_outage"
+	// EventCheckpoint records a signed checkpoint of the chain's head.
+	// Detail: log_id, replica, seq, head, at, key_id, sig.
+	EventCheckpoint Event = "checkpoint"
 )
 
 // Events lists every event, for documentation, flags and tests.
@@ -41,7 +64,8 @@ var Events = []Event{
 	EventLogin, EventLogout, EventDisconnect, EventChannel, EventSession, EventSessionReq,
 	EventExec, EventForward, EventRemoteForward, EventEpmd, EventCommand, EventOffboard,
 	EventSessionStart, EventSessionRefused, EventSessionEnd, EventSessionCut, EventMessage, EventView,
-	EventCookieRotate, EventRotate,
+	EventCookieRotate,
+	EventLogStart, EventRotate, EventRetention, EventRecovered, EventOutage, EventCheckpoint,
 }
 
 // Dir is the direction of a relayed or view message.

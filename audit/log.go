@@ -1,8 +1,9 @@
 package audit
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,15 +11,23 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 var (
-	// ErrLogFailed is wrapped by every Append error after a write or fsync
-	// failed. The log does not recover; callers end their sessions.
+	// ErrLogFailed is wrapped by every Append error while the log is in an
+	// outage: a write or fsync failed, the writer cut the file back to its
+	// last complete record, and it refuses appends until a probe write
+	// succeeds (see [Log.Stats]). Callers end their sessions.
 	ErrLogFailed = errors.New("audit: log failed")
+	// ErrUnavailable is wrapped next to ErrLogFailed during an outage. Its
+	// text is the reason to show an engineer whose action was refused.
+	ErrUnavailable = errors.New("the audit log cannot be written (disk full?)")
 	// ErrClosed is returned by Append after Close.
 	ErrClosed = errors.New("audit: log closed")
 )
@@ -27,14 +36,46 @@ var (
 // as several batches, each fsynced before its waiters are released.
 const maxBatchBytes = 4 << 20
 
+// DefaultProbeInterval is the first wait of an outage before the writer
+// tries to write again; it doubles after each failed probe, up to ten
+// times the interval.
+const DefaultProbeInterval = time.Second
+
 // Options configure Open.
 type Options struct {
-	// Now returns the time stamped on records whose Time is zero; nil
-	// means time.Now.
+	// Now returns the time stamped on records whose Time is zero, and the
+	// clock of rotation and retention; nil means time.Now.
 	Now func() time.Time
-	// VerifyOnOpen makes Open verify the whole existing chain instead of
-	// only its last record.
+	// VerifyOnOpen makes Open verify the whole chain of the active file
+	// (and its link to the newest rotated file) instead of only its first
+	// and last records.
 	VerifyOnOpen bool
+
+	// ProbeInterval is how long an outage waits before its first probe
+	// write (DefaultProbeInterval when zero). Each failed probe doubles the
+	// wait, up to 10×ProbeInterval.
+	ProbeInterval time.Duration
+
+	// RotateSize rotates the active file once it holds at least this many
+	// bytes (0: no size rotation).
+	RotateSize int64
+	// RotateDaily rotates at the first write after UTC midnight.
+	RotateDaily bool
+	// Keep is how many rotated files retention keeps (0: all).
+	Keep int
+	// KeepAge deletes rotated files rotated longer ago than this (0: no age
+	// limit).
+	KeepAge time.Duration
+	// OnRotate, if set, is called after each completed rotation (and its
+	// retention) with the Seq and Hash of the new file's rotate record. It
+	// runs on the writer goroutine, so it must return quickly and must not
+	// call Append, Rotate or Close (hand the work to another goroutine, as
+	// Checkpointer.Kick does).
+	OnRotate func(seq uint64, hash string)
+
+	// Logger receives the operator's log lines: outages and recoveries,
+	// rotations, retention, repairs made at Open. nil logs nothing.
+	Logger *zap.Logger
 }
 
 // logFile is the subset of *os.File the writer uses. It exists so tests can
@@ -42,33 +83,88 @@ type Options struct {
 type logFile interface {
 	io.Writer
 	Sync() error
+	Truncate(size int64) error
 	Close() error
 }
 
-// Log is an append-only, hash-chained audit log file. All methods are safe
-// for concurrent use.
+// Stats are the writer's counters, for metrics and health checks.
+type Stats struct {
+	// OutageSince is when the current outage started; zero while the log
+	// accepts appends.
+	OutageSince time.Time
+	// OutageErr is the failure that started the current outage (nil when
+	// none).
+	OutageErr error
+	// Refused counts the appends refused in the current outage, or in the
+	// last one once it is over.
+	Refused uint64
+	// RefusedTotal counts every append refused by an outage since Open.
+	RefusedTotal uint64
+	// Failures counts failed writes and fsyncs since Open, failed probes
+	// included.
+	Failures uint64
+	// Outages counts the outages started since Open.
+	Outages uint64
+	// Rotations counts the rotations made since Open.
+	Rotations uint64
+}
+
+// Log is an append-only, hash-chained audit log: an active file and the
+// files rotated out of it. All methods are safe for concurrent use.
 //
-// One writer goroutine (run) owns file, seq and prev. Appenders hand it
-// records through queue; it batches everything pending into one write and
-// one fsync (group commit), then releases the waiters.
+// One writer goroutine (run) owns the file and the chain head (w). Appenders
+// hand it records through queue; it batches everything pending into one
+// write and one fsync (group commit), then releases the waiters. Rotation,
+// retention and outage probes also run on the writer goroutine, so no
+// append interleaves with them.
 type Log struct {
 	path string
+	id   string
+	opts Options
 	now  func() time.Time
+	log  *zap.Logger
+	wrap func(logFile) logFile
 
-	file logFile // owned by run; closed by Close after run exits
+	w writer // owned by run; by openLog before it starts, Close after it ends
+
+	kick chan struct{} // wakes run: cap 1, sends never block
 
 	mu      sync.Mutex
-	cond    *sync.Cond // signalled when queue grows or closing is set
 	queue   []*pending
+	rotReqs []chan error // Rotate calls waiting for the writer
 	closing bool
-	failErr error // set once, wraps ErrLogFailed
+	out     *outage       // non-nil during an outage
+	failed  chan struct{} // closed when the current outage starts
 	headSeq uint64
 	headH   string
+	stats   Stats
 
-	failed  chan struct{} // closed when failErr is set
 	stopped chan struct{} // closed when run returns
 
 	batches atomic.Int64 // number of fsyncs, for the benchmark
+}
+
+// writer is the state of the active file, owned by the writer goroutine.
+type writer struct {
+	file logFile
+	osf  *os.File // the file under file, for Stat and locking
+	end  int64    // offset just after the last complete record
+	seq  uint64   // the chain head: last record on disk
+	prev string
+	last time.Time // Time of the last record written, for daily rotation
+
+	probeWait time.Duration // during an outage: the wait before the next probe
+	probeAt   time.Time     // by the real clock
+	rotRetry  time.Time     // an automatic rotation failed: not again before this (real clock)
+}
+
+// outage is the state of the log while it refuses appends.
+type outage struct {
+	since   time.Time
+	cause   error // the failure that started it
+	err     error // what Append returns: ErrLogFailed, ErrUnavailable, cause
+	refused uint64
+	probing bool // a probe is being written; appends wait for its outcome
 }
 
 // pending is one Append waiting for the writer.
@@ -84,21 +180,59 @@ const (
 	pendingAbandoned       // the appender gave up first; never written
 )
 
-// Open opens (creating if needed) the audit log at path for appending.
+// Open opens (creating if needed) the audit log whose active file is path,
+// for appending. Rotated files of the set lie beside it (see [Segments]).
 //
 // A new file is created with mode 0600. An existing file must be a regular
-// file not readable or writable by group or others; its last line must be
-// a complete, self-consistent record, whose Seq and Hash the chain
-// continues from. A torn final line (crash mid-write) makes Open fail with
-// an error naming the line: Open never repairs a log, run "beamgate audit
-// verify" and fix it by hand. The file is flock'ed exclusively for the
-// life of the Log.
+// file not readable or writable by group or others. The chain continues
+// from the last complete record of the active file, which must be
+// self-consistent (else Open refuses, naming the line and "beamgate audit
+// verify"). Open repairs what a crash can leave, unattended and without
+// discarding a byte:
+//
+//   - a torn final line (no trailing newline) is moved to a quarantine
+//     file beside the log, <base>.torn-<UTC time>-<n>, and an
+//     EventRecovered record names it (length and SHA-256 of the bytes);
+//   - a missing or empty active file beside rotated files (a crash or a
+//     hand rotation between the rename and the new file's first record)
+//     is started with an EventRotate record continuing the newest rotated
+//     file;
+//   - the leftovers of an interrupted rotation or recovery are completed or
+//     undone.
+//
+// A new log (no file at all) starts with an EventLogStart record carrying a
+// new log id; an active file that has no log id yet (written before log
+// ids existed) gets one appended. The active file is flock'ed exclusively
+// for the life of the Log.
 func Open(path string, opts Options) (*Log, error) {
 	return openLog(path, opts, nil)
 }
 
-// openLog is Open with a hook that wraps the file (tests inject failures).
+// openLog is Open with a hook that wraps every file the log writes (tests
+// inject failures).
 func openLog(path string, opts Options, wrap func(logFile) logFile) (*Log, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = DefaultProbeInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if wrap == nil {
+		wrap = func(f logFile) logFile { return f }
+	}
+	l := &Log{
+		path:    path,
+		opts:    opts,
+		now:     opts.Now,
+		log:     opts.Logger,
+		wrap:    wrap,
+		kick:    make(chan struct{}, 1),
+		failed:  make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
 	f, created, err := openAppend(path)
 	if err != nil {
 		return nil, err
@@ -109,6 +243,31 @@ func openLog(path string, opts Options, wrap func(logFile) logFile) (*Log, error
 			f.Close()
 		}
 	}()
+	fi, err := checkActiveFile(f, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		return nil, err
+	}
+	if created {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return nil, err
+		}
+	}
+	l.w.osf, l.w.file = f, wrap(f)
+	if err := l.recoverAtOpen(fi); err != nil {
+		return nil, err
+	}
+	l.headSeq, l.headH = l.w.seq, l.w.prev
+	ok = true
+	go l.run()
+	return l, nil
+}
+
+// checkActiveFile checks the opened active file: a regular file, mode
+// without group or other bits.
+func checkActiveFile(f *os.File, path string) (fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -119,37 +278,7 @@ func openLog(path string, opts Options, wrap func(logFile) logFile) (*Log, error
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("audit: %s has mode %#o, readable or writable by group or others; run chmod 600 %s", path, perm, path)
 	}
-	if err := lockFile(f); err != nil {
-		return nil, err
-	}
-	if created {
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			return nil, err
-		}
-	}
-	seq, head, err := readHead(path, fi, opts.VerifyOnOpen)
-	if err != nil {
-		return nil, err
-	}
-	l := &Log{
-		path:    path,
-		now:     opts.Now,
-		file:    f,
-		headSeq: seq,
-		headH:   head,
-		failed:  make(chan struct{}),
-		stopped: make(chan struct{}),
-	}
-	if l.now == nil {
-		l.now = time.Now
-	}
-	if wrap != nil {
-		l.file = wrap(f)
-	}
-	l.cond = sync.NewCond(&l.mu)
-	ok = true
-	go l.run(seq, head)
-	return l, nil
+	return fi, nil
 }
 
 // openAppend opens path O_WRONLY|O_APPEND, creating it with mode 0600 if it
@@ -182,122 +311,27 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// readHead returns the Seq and Hash of the last record of the file at path
-// (0 and GenesisHash for an empty file). want is the file already opened
-// for appending; the file read must be the same one.
-func readHead(path string, want fs.FileInfo, verifyAll bool) (uint64, string, error) {
-	rf, err := os.Open(path)
-	if err != nil {
-		return 0, "", fmt.Errorf("audit: %w", err)
-	}
-	defer rf.Close()
-	fi, err := rf.Stat()
-	if err != nil {
-		return 0, "", fmt.Errorf("audit: %w", err)
-	}
-	if !os.SameFile(fi, want) {
-		return 0, "", fmt.Errorf("audit: %s was replaced while opening", path)
-	}
-	refuse := func(line int, reason string) error {
-		return fmt.Errorf("audit: %s line %d: %s; refusing to append (fail closed): run `beamgate audit verify %s` and repair the file", path, line, reason, path)
-	}
-	if verifyAll {
-		if _, err := Verify(rf); err != nil {
-			var be *BreakError
-			if errors.As(err, &be) {
-				return 0, "", refuse(be.Line, be.Reason)
-			}
-			return 0, "", err
-		}
-		if _, err := rf.Seek(0, io.SeekStart); err != nil {
-			return 0, "", fmt.Errorf("audit: %w", err)
-		}
-	}
-	size := fi.Size()
-	if size == 0 {
-		return 0, GenesisHash, nil
-	}
-	last, err := readLastLine(rf, size)
-	if err != nil {
-		if errors.Is(err, errTornLine) {
-			lines, cerr := countLines(rf)
-			if cerr != nil {
-				return 0, "", cerr
-			}
-			return 0, "", refuse(lines+1, "final line is incomplete (torn write after a crash?)")
-		}
-		return 0, "", err
-	}
-	rec, err := parseLine(last)
-	if err != nil {
-		lines, cerr := countLines(rf)
-		if cerr != nil {
-			return 0, "", cerr
-		}
-		return 0, "", refuse(lines, "last record: "+err.Error())
-	}
-	return rec.Seq, rec.Hash, nil
-}
-
-// readLastLine returns the last line (without '\n') of f, whose size is
-// size > 0, reading backwards at most MaxLineLen bytes. It returns
-// errTornLine if the file does not end with '\n'.
-func readLastLine(f io.ReaderAt, size int64) ([]byte, error) {
-	var b [1]byte
-	if _, err := f.ReadAt(b[:], size-1); err != nil {
-		return nil, fmt.Errorf("audit: read last byte: %w", err)
-	}
-	if b[0] != '\n' {
-		return nil, errTornLine
-	}
-	end := size - 1 // offset of the final '\n'
-	start := end - MaxLineLen
-	if start < 0 {
-		start = 0
-	}
-	buf := make([]byte, end-start)
-	if _, err := f.ReadAt(buf, start); err != nil {
-		return nil, fmt.Errorf("audit: read last line: %w", err)
-	}
-	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
-		return buf[i+1:], nil
-	}
-	if start > 0 {
-		return nil, fmt.Errorf("audit: last line is longer than %d bytes", MaxLineLen)
-	}
-	return buf, nil
-}
-
-// countLines counts the '\n' in f from the start.
-func countLines(f io.ReadSeeker) (int, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	buf := make([]byte, 64<<10)
-	n := 0
-	for {
-		m, err := f.Read(buf)
-		n += bytes.Count(buf[:m], []byte{'\n'})
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("audit: %w", err)
-		}
-	}
+// newLogID returns 16 random bytes in hex.
+func newLogID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // Append writes r to the log and returns once it is on disk (written and
 // fsynced). Only then may the caller act on the decision r records (audit
 // before forward). It sets r.Seq, r.Prev, r.Hash and (if zero) r.Time.
 //
-// Errors: ErrLogFailed (wrapped with the cause) once any write or fsync has
-// failed, for this and every later call; ErrClosed after Close;
-// ErrRecordTooLarge or ErrTimeOutOfRange for this record only (the log
-// stays usable). If ctx ends first, Append returns
-// its error; the record was not written if the writer had not yet picked it
-// up, and may have been written otherwise. Either way the caller must not
-// forward.
+// Errors: during an outage (a write or fsync failed and no probe has
+// succeeded since), an error wrapping ErrLogFailed, ErrUnavailable and the
+// cause, for the record being written when it failed, every record queued
+// behind it and every call until the log resumes by itself; ErrClosed
+// after Close; ErrRecordTooLarge or ErrTimeOutOfRange for this record only
+// (the log stays usable). A record that failed is not in the file (the
+// writer cut it back) and its Seq is used by the next record. If ctx ends
+// first, Append returns its error; the record was not written if the
+// writer had not yet picked it up, and may have been written otherwise.
+// Either way the caller must not forward.
 func (l *Log) Append(ctx context.Context, r *Record) error {
 	if r == nil {
 		return errors.New("audit: nil record")
@@ -309,8 +343,10 @@ func (l *Log) Append(ctx context.Context, r *Record) error {
 	p.rec.Detail = maps.Clone(r.Detail) // the caller may reuse its map once we return
 	l.mu.Lock()
 	switch {
-	case l.failErr != nil:
-		err := l.failErr
+	case l.out != nil && !l.out.probing:
+		l.out.refused++
+		l.stats.RefusedTotal++
+		err := l.out.err
 		l.mu.Unlock()
 		return err
 	case l.closing:
@@ -318,8 +354,8 @@ func (l *Log) Append(ctx context.Context, r *Record) error {
 		return ErrClosed
 	}
 	l.queue = append(l.queue, p)
-	l.cond.Signal()
 	l.mu.Unlock()
+	l.signal()
 
 	select {
 	case err := <-p.done:
@@ -335,41 +371,101 @@ func (l *Log) Append(ctx context.Context, r *Record) error {
 	}
 }
 
-// Err returns the error that failed the log (wrapping ErrLogFailed), or nil.
+// signal wakes the writer.
+func (l *Log) signal() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Err returns, during an outage, the error Append returns (wrapping
+// ErrLogFailed, ErrUnavailable and the write or fsync failure); nil while
+// the log accepts appends.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.failErr
+	if l.out == nil {
+		return nil
+	}
+	return l.out.err
 }
 
-// Failed returns a channel closed when the log fails. Sessions select on it
-// to end themselves (fail closed).
-func (l *Log) Failed() <-chan struct{} { return l.failed }
+// Failed returns a channel that is closed when the next outage starts (or
+// already closed during one). Sessions select on it to end themselves
+// (fail closed). Once the log resumes, Failed returns a new channel: a
+// caller that wants to hear of later outages must call Failed again after
+// the channel fired, e.g. on every turn of its loop, as the relay's
+// watchdog does.
+func (l *Log) Failed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
 
-// Head returns the Seq and Hash of the last record on disk (0 and
-// GenesisHash for an empty log). Publishing it elsewhere anchors the chain.
+// Stats returns the writer's counters.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	if l.out != nil {
+		s.OutageSince, s.OutageErr, s.Refused = l.out.since, l.out.cause, l.out.refused
+	}
+	return s
+}
+
+// Head returns the Seq and Hash of the last record on disk. Publishing it
+// elsewhere anchors the chain.
 func (l *Log) Head() (seq uint64, hash string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.headSeq, l.headH
 }
 
-// Path returns the file the log appends to.
+// ID returns the log id: 16 random bytes in hex, chosen when the log
+// started (its EventLogStart record) and repeated in every EventRotate
+// record.
+func (l *Log) ID() string { return l.id }
+
+// Path returns the active file, the one the log appends to.
 func (l *Log) Path() string { return l.path }
 
+// Rotate rotates the active file now (the gateway calls it on SIGHUP): see
+// the package doc's Rotation section. It returns once the new active file
+// holds its rotate record and retention has run, or with the outage error
+// during an outage (nothing is rotated), ErrClosed after Close, or why the
+// rotation failed (the log then keeps appending to the same file).
+func (l *Log) Rotate() error {
+	ch := make(chan error, 1)
+	l.mu.Lock()
+	switch {
+	case l.out != nil:
+		err := l.out.err
+		l.mu.Unlock()
+		return err
+	case l.closing:
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.rotReqs = append(l.rotReqs, ch)
+	l.mu.Unlock()
+	l.signal()
+	return <-ch
+}
+
 // Close writes every pending record, stops the writer and closes the file.
-// Appends after Close return ErrClosed. It returns the log's failure, if
-// any, or the close error. Close is idempotent.
+// Appends after Close return ErrClosed. It returns the outage error if the
+// log is in an outage, or the close error. Close is idempotent.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	already := l.closing
 	l.closing = true
-	l.cond.Signal()
 	l.mu.Unlock()
+	l.signal()
 	<-l.stopped
 	var cerr error
 	if !already {
-		cerr = l.file.Close()
+		cerr = l.w.file.Close()
 	}
 	if err := l.Err(); err != nil {
 		return err
@@ -381,100 +477,295 @@ func (l *Log) Close() error {
 }
 
 // run is the writer goroutine: it takes every pending record, writes them
-// in batches with one fsync each, and releases the waiters.
-func (l *Log) run(seq uint64, prev string) {
+// in batches with one fsync each, and releases the waiters; it rotates, and
+// during an outage it probes.
+func (l *Log) run() {
 	defer close(l.stopped)
-	var buf []byte
-	var batch []*pending
 	for {
 		l.mu.Lock()
-		for len(l.queue) == 0 && !l.closing {
-			l.cond.Wait()
-		}
-		queue := l.queue
-		l.queue = nil
-		l.mu.Unlock()
-		if len(queue) == 0 { // closing and drained
-			return
-		}
-		buf, batch = buf[:0], batch[:0]
-		for i, p := range queue {
-			if !p.state.CompareAndSwap(pendingQueued, pendingTaken) {
-				continue // abandoned by its appender
-			}
-			rec := &p.rec
-			rec.Seq, rec.Prev = seq+1, prev
-			if rec.Time.IsZero() {
-				rec.Time = l.now()
-			}
-			rec.Time = rec.Time.UTC()
-			var hash string
-			var err error
-			buf, hash, err = appendLine(buf, rec)
-			if err != nil {
-				p.done <- err // seq not consumed; the log stays usable
-				continue
-			}
-			rec.Hash = hash
-			seq, prev = seq+1, hash
-			batch = append(batch, p)
-			if len(buf) >= maxBatchBytes {
-				if err := l.commit(buf, batch, seq, prev); err != nil {
-					l.fail(err, queue[i+1:])
-					return
-				}
-				buf, batch = buf[:0], batch[:0]
-			}
-		}
-		if len(batch) > 0 {
-			if err := l.commit(buf, batch, seq, prev); err != nil {
-				l.fail(err, nil)
+		if l.out != nil {
+			closing := l.closing
+			l.mu.Unlock()
+			if closing {
 				return
 			}
+			if d := time.Until(l.w.probeAt); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-l.kick:
+					t.Stop()
+					continue // Close, or a stale kick: look again
+				case <-t.C:
+				}
+			}
+			l.probe()
+			continue
+		}
+		queue, rots, closing := l.queue, l.rotReqs, l.closing
+		l.queue, l.rotReqs = nil, nil
+		l.mu.Unlock()
+		if len(queue) == 0 && len(rots) == 0 {
+			if closing {
+				return
+			}
+			<-l.kick
+			continue
+		}
+		l.writeQueue(queue)
+		for _, ch := range rots {
+			ch <- l.rotateNow()
 		}
 	}
 }
 
-// commit writes buf, fsyncs, publishes the new head and releases batch. On
-// error it fails batch's waiters and returns the wrapped error.
-func (l *Log) commit(buf []byte, batch []*pending, seq uint64, head string) error {
-	n, err := l.file.Write(buf)
-	if err == nil && n < len(buf) {
-		err = io.ErrShortWrite
+// writeQueue writes queue in batches. A failure starts an outage and fails
+// the rest.
+func (l *Log) writeQueue(queue []*pending) {
+	for len(queue) > 0 {
+		l.autoRotate(true)
+		if l.down() {
+			l.refuseQueued(queue)
+			return
+		}
+		buf, batch, rest, seq, prev, last := l.build(queue)
+		queue = rest
+		if len(batch) == 0 {
+			continue
+		}
+		if err := l.commit(buf, batch, seq, prev, last); err != nil {
+			l.enterOutage(err, batch, queue)
+			return
+		}
 	}
-	if err != nil {
-		err = fmt.Errorf("%w: write %s: %w", ErrLogFailed, l.path, err)
-	} else if serr := l.file.Sync(); serr != nil {
-		err = fmt.Errorf("%w: fsync %s: %w", ErrLogFailed, l.path, serr)
+	l.autoRotate(false)
+}
+
+// build takes records from queue until the batch reaches maxBatchBytes and
+// encodes them, chained from the head. It returns the batch, the records
+// not taken, and the head the batch would make.
+func (l *Log) build(queue []*pending) (buf []byte, batch, rest []*pending, seq uint64, prev string, last time.Time) {
+	seq, prev, last = l.w.seq, l.w.prev, l.w.last
+	for i, p := range queue {
+		if !p.state.CompareAndSwap(pendingQueued, pendingTaken) {
+			continue // abandoned by its appender
+		}
+		rec := &p.rec
+		rec.Seq, rec.Prev = seq+1, prev
+		if rec.Time.IsZero() {
+			rec.Time = l.now()
+		}
+		rec.Time = rec.Time.UTC()
+		var hash string
+		var err error
+		buf, hash, err = appendLine(buf, rec)
+		if err != nil {
+			p.done <- err // seq not consumed; the log stays usable
+			continue
+		}
+		rec.Hash = hash
+		seq, prev, last = seq+1, hash, rec.Time
+		batch = append(batch, p)
+		if len(buf) >= maxBatchBytes {
+			return buf, batch, queue[i+1:], seq, prev, last
+		}
 	}
+	return buf, batch, nil, seq, prev, last
+}
+
+// commit writes buf, fsyncs, publishes the new head and releases batch.
+// On error the waiters are left to the caller (enterOutage).
+func (l *Log) commit(buf []byte, batch []*pending, seq uint64, head string, last time.Time) error {
+	err := l.writeSync(buf)
 	l.batches.Add(1)
 	if err != nil {
-		for _, p := range batch {
-			p.done <- err
-		}
 		return err
 	}
-	l.mu.Lock()
-	l.headSeq, l.headH = seq, head
-	l.mu.Unlock()
+	l.advance(int64(len(buf)), seq, head, last)
 	for _, p := range batch {
 		p.done <- nil
 	}
 	return nil
 }
 
-// fail marks the log failed for good and fails every record not yet
-// written: rest of the current queue and anything queued meanwhile.
-func (l *Log) fail(err error, rest []*pending) {
+// writeSync writes buf to the active file and fsyncs it.
+func (l *Log) writeSync(buf []byte) error {
+	n, err := l.w.file.Write(buf)
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return l.opErr("write", err)
+	}
+	if err := l.w.file.Sync(); err != nil {
+		return l.opErr("fsync", err)
+	}
+	return nil
+}
+
+// opErr names the operation and the file in err, unless it already does
+// (an *fs.PathError from the os package).
+func (l *Log) opErr(op string, err error) error {
+	if _, ok := errors.AsType[*fs.PathError](err); ok {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, l.path, err)
+}
+
+// advance records that n more bytes ending with record seq (hash head,
+// time last) are on disk, and publishes the head.
+func (l *Log) advance(n int64, seq uint64, head string, last time.Time) {
+	l.w.end += n
+	l.w.seq, l.w.prev = seq, head
+	if last.After(l.w.last) {
+		l.w.last = last
+	}
 	l.mu.Lock()
-	l.failErr = err
+	l.headSeq, l.headH = seq, head
+	l.mu.Unlock()
+}
+
+// writeRecord chains r to the head (it sets Seq, Prev, Hash, and Time if
+// zero), writes and fsyncs it. On failure nothing is advanced; the caller
+// cuts the file back.
+func (l *Log) writeRecord(r *Record) error {
+	r.Seq, r.Prev = l.w.seq+1, l.w.prev
+	if r.Time.IsZero() {
+		r.Time = l.now()
+	}
+	r.Time = r.Time.UTC()
+	line, hash, err := appendLine(nil, r)
+	if err != nil {
+		return err
+	}
+	r.Hash = hash
+	if err := l.writeSync(line); err != nil {
+		return err
+	}
+	l.advance(int64(len(line)), r.Seq, hash, r.Time)
+	return nil
+}
+
+// cutBack truncates the active file to the end of its last complete record
+// and fsyncs it. The file is O_APPEND, so the next write lands there.
+func (l *Log) cutBack() error {
+	if err := l.w.file.Truncate(l.w.end); err != nil {
+		return fmt.Errorf("cutting back to %d bytes: %w", l.w.end, l.opErr("truncate", err))
+	}
+	if err := l.w.file.Sync(); err != nil {
+		return fmt.Errorf("cutting back to %d bytes: %w", l.w.end, l.opErr("fsync", err))
+	}
+	return nil
+}
+
+// down reports whether the log is in an outage.
+func (l *Log) down() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.out != nil
+}
+
+// enterOutage handles a failed write or fsync: it cuts the file back,
+// starts an outage (closing the Failed channel), and fails batch, rest and
+// everything queued meanwhile.
+func (l *Log) enterOutage(cause error, batch, rest []*pending) {
+	cutErr := l.cutBack()
+	now := l.now()
+	o := &outage{since: now, cause: cause}
+	o.err = fmt.Errorf("%w: %w: %w", ErrLogFailed, ErrUnavailable, cause)
+	l.mu.Lock()
+	l.out = o
 	close(l.failed)
+	l.stats.Outages++
+	l.stats.Failures++
 	rest = append(rest, l.queue...)
 	l.queue = nil
-	l.mu.Unlock()
+	rots := l.rotReqs
+	l.rotReqs = nil
+	var fail []*pending
 	for _, p := range rest {
 		if p.state.CompareAndSwap(pendingQueued, pendingTaken) {
-			p.done <- err
+			fail = append(fail, p)
 		}
 	}
+	fail = append(fail, batch...)
+	o.refused += uint64(len(fail))
+	l.stats.RefusedTotal += uint64(len(fail))
+	l.mu.Unlock()
+	for _, p := range fail {
+		p.done <- o.err
+	}
+	for _, ch := range rots {
+		ch <- o.err
+	}
+	l.w.probeWait = l.opts.ProbeInterval
+	l.w.probeAt = time.Now().Add(l.w.probeWait) // the real clock, not Options.Now
+	fields := []zap.Field{zap.String("path", l.path), zap.Error(cause), zap.Int("refused", len(fail)), zap.Duration("probe_in", l.w.probeWait)}
+	if cutErr != nil {
+		fields = append(fields, zap.NamedError("cut_back", cutErr))
+	}
+	l.log.Error("audit log write failed: refusing every audited action until a probe write succeeds", fields...)
+}
+
+// refuseQueued fails queued records with the outage error.
+func (l *Log) refuseQueued(queue []*pending) {
+	l.mu.Lock()
+	o := l.out
+	var fail []*pending
+	for _, p := range queue {
+		if p.state.CompareAndSwap(pendingQueued, pendingTaken) {
+			fail = append(fail, p)
+		}
+	}
+	o.refused += uint64(len(fail))
+	l.stats.RefusedTotal += uint64(len(fail))
+	l.mu.Unlock()
+	for _, p := range fail {
+		p.done <- o.err
+	}
+}
+
+// probe tries to end the outage: it cuts the file back, then writes and
+// fsyncs the EventOutage record. If that works the log resumes; otherwise
+// it waits longer and tries again.
+func (l *Log) probe() {
+	l.mu.Lock()
+	o := l.out
+	o.probing = true // appends now queue behind the probe instead of failing
+	refused, since, cause := o.refused, o.since, o.cause
+	l.mu.Unlock()
+
+	err := l.cutBack()
+	if err == nil {
+		until := l.now().UTC()
+		rec := &Record{Time: until, Event: EventOutage, Decision: DecisionInfo, Detail: map[string]string{
+			"since":    since.UTC().Format(time.RFC3339Nano),
+			"until":    until.Format(time.RFC3339Nano),
+			"duration": until.Sub(since).Round(time.Millisecond).String(),
+			"refused":  strconv.FormatUint(refused, 10),
+			"error":    cause.Error(),
+		}}
+		err = l.writeRecord(rec)
+		if err == nil {
+			l.mu.Lock()
+			l.out = nil
+			l.failed = make(chan struct{})
+			l.stats.Refused = refused
+			l.mu.Unlock()
+			l.log.Warn("audit log writable again: outage recorded, appends resume",
+				zap.String("path", l.path), zap.Uint64("seq", rec.Seq), zap.Time("since", since),
+				zap.Duration("duration", until.Sub(since)), zap.Uint64("refused", refused))
+			return
+		}
+		l.cutBack() // best effort; the next probe cuts again first
+	}
+	l.mu.Lock()
+	o.probing = false
+	l.stats.Failures++
+	queue := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	l.refuseQueued(queue)
+	l.w.probeWait = min(2*l.w.probeWait, 10*l.opts.ProbeInterval)
+	l.w.probeAt = time.Now().Add(l.w.probeWait)
+	l.log.Warn("audit log still not writable", zap.String("path", l.path), zap.Error(err), zap.Duration("probe_in", l.w.probeWait))
 }

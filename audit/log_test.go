@@ -66,30 +66,41 @@ func appendN(t *testing.T, l *Log, n int) {
 func TestAppendVerifyQueryRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l := openTest(t, path)
+	startSeq, startHash := l.Head() // the log_start record
+	if startSeq != 1 || len(l.ID()) != 32 {
+		t.Fatalf("new log: head %d, id %q; want the log_start record at seq 1 and a 32-hex id", startSeq, l.ID())
+	}
 	r := sampleRecord(0)
 	if err := l.Append(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Seq != 1 || r.Prev != GenesisHash || len(r.Hash) != 64 || r.Time.IsZero() {
+	if r.Seq != 2 || r.Prev != startHash || len(r.Hash) != 64 || r.Time.IsZero() {
 		t.Fatalf("Append did not fill in seq/prev/hash/time: %+v", r)
 	}
 	appendN(t, l, 9)
-	if seq, _ := l.Head(); seq != 10 {
-		t.Fatalf("Head seq = %d, want 10", seq)
+	if seq, _ := l.Head(); seq != 11 {
+		t.Fatalf("Head seq = %d, want 11", seq)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	n, err := VerifyFile(path)
-	if n != 10 || err != nil {
-		t.Fatalf("VerifyFile = %d, %v; want 10, nil", n, err)
+	if n != 11 || err != nil {
+		t.Fatalf("VerifyFile = %d, %v; want 11, nil", n, err)
 	}
 
 	data, _ := os.ReadFile(path)
-	first := string(bytes.SplitN(data, []byte("\n"), 2)[0])
-	for _, want := range []string{`{"time":"2026-01-02T03:04:05.001Z","seq":1,"event":"message"`, `"cert_serial":42`, `"detail":{"a":"1","b":"2"},"prev":"` + GenesisHash + `","hash":"`} {
+	lines := bytes.SplitN(data, []byte("\n"), 3)
+	start := string(lines[0])
+	for _, want := range []string{`{"time":"2026-01-02T03:04:05.001Z","seq":1,"event":"log_start","decision":"info","detail":{"log_id":"` + l.ID() + `"},"prev":"` + GenesisHash + `","hash":"`} {
+		if !strings.Contains(start, want) {
+			t.Errorf("first line %s\ndoes not contain %s", start, want)
+		}
+	}
+	first := string(lines[1])
+	for _, want := range []string{`{"time":"2026-01-02T03:04:05.002Z","seq":2,"event":"message"`, `"cert_serial":42`, `"detail":{"a":"1","b":"2"},"prev":"` + startHash + `","hash":"`} {
 		if !strings.Contains(first, want) {
-			t.Errorf("first line %s\ndoes not contain %s", first, want)
+			t.Errorf("second line %s\ndoes not contain %s", first, want)
 		}
 	}
 	var got []Record
@@ -97,7 +108,7 @@ func TestAppendVerifyQueryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || got[0].Seq != 3 || got[0].Args != sampleRecord(0).Args || got[0].Detail["a"] != "1" {
+	if len(got) != 3 || got[0].Seq != 4 || got[0].Args != sampleRecord(0).Args || got[0].Detail["a"] != "1" {
 		t.Fatalf("Query(session s1) = %+v", got)
 	}
 }
@@ -123,7 +134,7 @@ func TestInvalidUTF8RoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	if n, err := VerifyFile(path); n != 1 || err != nil {
+	if n, err := VerifyFile(path); n != 2 || err != nil {
 		t.Fatalf("VerifyFile = %d, %v", n, err)
 	}
 }
@@ -154,8 +165,8 @@ func TestConcurrentAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := VerifyFile(path)
-	if n != goroutines*each || err != nil {
-		t.Fatalf("VerifyFile = %d, %v; want %d, nil", n, err, goroutines*each)
+	if n != goroutines*each+1 || err != nil { // +1: log_start
+		t.Fatalf("VerifyFile = %d, %v; want %d, nil", n, err, goroutines*each+1)
 	}
 	perSession := map[string]int{}
 	f, _ := os.Open(path)
@@ -181,8 +192,11 @@ func TestReopenContinuesChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if seq, h := l2.Head(); seq != uint64(3+i) || h != head {
-			t.Fatalf("reopened head = %d %s, want %d %s", seq, h, 3+i, head)
+		if seq, h := l2.Head(); seq != uint64(4+i) || h != head {
+			t.Fatalf("reopened head = %d %s, want %d %s", seq, h, 4+i, head)
+		}
+		if l2.ID() != l.ID() {
+			t.Fatalf("reopened log id %q, want %q", l2.ID(), l.ID())
 		}
 		r := sampleRecord(0)
 		if err := l2.Append(context.Background(), r); err != nil {
@@ -194,31 +208,23 @@ func TestReopenContinuesChain(t *testing.T) {
 		head = r.Hash
 		l2.Close()
 	}
-	if n, err := VerifyFile(path); n != 5 || err != nil {
-		t.Fatalf("VerifyFile = %d, %v; want 5, nil", n, err)
+	if n, err := VerifyFile(path); n != 6 || err != nil {
+		t.Fatalf("VerifyFile = %d, %v; want 6, nil", n, err)
 	}
 }
 
-func TestOpenRefusesTornLastLine(t *testing.T) {
-	path, data := writeLog(t, 3)
-	if err := os.WriteFile(path, data[:len(data)-10], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Open(path, Options{})
-	if err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "beamgate audit verify") {
-		t.Fatalf("Open(torn) err = %v; want an error naming line 3 and beamgate audit verify", err)
-	}
-	if after, _ := os.ReadFile(path); len(after) != len(data)-10 {
-		t.Fatal("Open modified a torn file")
-	}
-}
-
+// A complete last line that does not verify is not a torn write: Open
+// refuses it, names the line and beamgate audit verify, and changes
+// nothing.
 func TestOpenRefusesTamperedLastLine(t *testing.T) {
 	path, data := writeLog(t, 2)
 	tampered := bytes.Replace(data, []byte(`"seq":2,"event":"message"`), []byte(`"seq":2,"event":"massage"`), 1)
 	os.WriteFile(path, tampered, 0o600)
-	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Fatalf("Open(tampered) err = %v; want an error naming line 2", err)
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "beamgate audit verify") {
+		t.Fatalf("Open(tampered) err = %v; want an error naming line 2 and beamgate audit verify", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, tampered) {
+		t.Fatal("Open modified a file it refused")
 	}
 }
 
@@ -294,11 +300,13 @@ func (f *faultyFile) Sync() error {
 	return f.logFile.Sync()
 }
 
-// openFaulty opens a new log whose file fails on demand.
+// openFaulty opens a new log whose file fails on demand. It probes only
+// once an hour: the outage lasts for the whole test (outage_test.go tests
+// recovery).
 func openFaulty(t *testing.T) (*Log, *faultyFile) {
 	t.Helper()
 	ff := new(faultyFile)
-	l, err := openLog(filepath.Join(t.TempDir(), "audit.log"), Options{}, func(f logFile) logFile { ff.logFile = f; return ff })
+	l, err := openLog(filepath.Join(t.TempDir(), "audit.log"), Options{ProbeInterval: time.Hour}, func(f logFile) logFile { ff.logFile = f; return ff })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,29 +333,35 @@ func TestFailClosed(t *testing.T) {
 			default:
 			}
 
+			failed := l.Failed()
 			tt.inject(ff)
 			err := l.Append(context.Background(), sampleRecord(0))
-			if !errors.Is(err, ErrLogFailed) || !errors.Is(err, errInjected) {
-				t.Fatalf("Append after injected failure = %v; want ErrLogFailed wrapping the cause", err)
+			if !errors.Is(err, ErrLogFailed) || !errors.Is(err, ErrUnavailable) || !errors.Is(err, errInjected) {
+				t.Fatalf("Append after injected failure = %v; want ErrLogFailed and ErrUnavailable wrapping the cause", err)
 			}
 			select {
-			case <-l.Failed():
+			case <-failed:
 			case <-time.After(10 * time.Second):
 				t.Fatal("Failed() not closed after a write failure")
 			}
-			// Permanent: even once the disk "recovers".
-			ff.failWrite.Store(false)
-			ff.failSync.Store(false)
+			// Refused until a probe succeeds (none in this test).
 			for range 3 {
 				if err := l.Append(context.Background(), sampleRecord(0)); !errors.Is(err, ErrLogFailed) {
 					t.Fatalf("later Append = %v; want ErrLogFailed", err)
 				}
 			}
-			if err := l.Err(); !errors.Is(err, ErrLogFailed) {
+			if err := l.Err(); !errors.Is(err, ErrLogFailed) || !errors.Is(err, errInjected) {
 				t.Fatalf("Err() = %v", err)
+			}
+			if s := l.Stats(); s.OutageSince.IsZero() || s.Refused != 4 || s.Outages != 1 {
+				t.Fatalf("Stats = %+v; want an outage with 4 refused", s)
 			}
 			if err := l.Close(); !errors.Is(err, ErrLogFailed) {
 				t.Fatalf("Close() = %v; want the failure", err)
+			}
+			// The failed record was cut back: only complete records remain.
+			if n, err := VerifyFile(l.Path()); n != 3 || err != nil {
+				t.Fatalf("VerifyFile = %d, %v; want the 3 acknowledged records", n, err)
 			}
 		})
 	}
@@ -396,7 +410,7 @@ func TestAppendTooLarge(t *testing.T) {
 	}
 	appendN(t, l, 1) // still usable, seq not consumed
 	l.Close()
-	if n, err := VerifyFile(path); n != 1 || err != nil {
+	if n, err := VerifyFile(path); n != 2 || err != nil {
 		t.Fatalf("VerifyFile = %d, %v", n, err)
 	}
 }

@@ -90,52 +90,11 @@ var TailPollInterval = 250 * time.Millisecond
 // it stops at the end of the file, like Query with an empty Filter. With
 // follow it then polls for new lines until ctx ends (returning ctx's
 // error) or fn fails; a line still being written is waited for, and if the
-// path is replaced by a new file (rotation) once the old one has been read
-// to its end, Tail continues with the new file from its start.
+// path is replaced by a new file (rotation), Tail reads the old one to its
+// end and continues with the new file from its start. [TailWith] (tail.go)
+// also starts at a seq, or at the last records, and filters.
 func Tail(ctx context.Context, path string, follow bool, fn func(Record) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	defer func() { f.Close() }()
-	lr := newLineReader(f)
-	for {
-		rec, err := readRecord(lr)
-		if err == nil {
-			if err := fn(rec); err != nil {
-				return err
-			}
-			continue
-		}
-		atEnd := errors.Is(err, io.EOF)
-		if !atEnd && !errors.Is(err, errTornLine) || !follow {
-			if atEnd {
-				return nil
-			}
-			return err
-		}
-		// Caught up (possibly mid-line): wait, then look for rotation.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(TailPollInterval):
-		}
-		if !atEnd {
-			continue // keep the partial line, read the rest
-		}
-		rotated, err := replaced(f, path)
-		if err != nil {
-			return err
-		}
-		if rotated {
-			nf, err := os.Open(path)
-			if err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-			f.Close()
-			f, lr = nf, newLineReader(nf)
-		}
-	}
+	return TailWith(ctx, path, TailOptions{Follow: follow}, fn)
 }
 
 // replaced reports whether path now names a different file than f, or f

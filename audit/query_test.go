@@ -34,16 +34,17 @@ func TestQueryFilter(t *testing.T) {
 		f    Filter
 		want []uint64
 	}{
-		{"all", Filter{}, []uint64{1, 2, 3, 4}},
-		{"user", Filter{User: "bob"}, []uint64{3, 4}},
-		{"node as engineer or target", Filter{Node: "app@p1"}, []uint64{2, 4}},
-		{"cluster", Filter{Cluster: "eu"}, []uint64{2, 4}},
-		{"decision", Filter{Decision: DecisionDeny}, []uint64{3}},
-		{"session", Filter{Session: "s2"}, []uint64{3, 4}},
-		{"event", Filter{Event: "login"}, []uint64{1}},
-		{"since inclusive", Filter{Since: base.Add(2 * time.Minute)}, []uint64{3, 4}},
-		{"until exclusive", Filter{Until: base.Add(2 * time.Minute)}, []uint64{1, 2}},
-		{"combined", Filter{User: "bob", Cluster: "eu", Since: base}, []uint64{4}},
+		// seq 1 is the new log's log_start record (stamped before base).
+		{"all", Filter{}, []uint64{1, 2, 3, 4, 5}},
+		{"user", Filter{User: "bob"}, []uint64{4, 5}},
+		{"node as engineer or target", Filter{Node: "app@p1"}, []uint64{3, 5}},
+		{"cluster", Filter{Cluster: "eu"}, []uint64{3, 5}},
+		{"decision", Filter{Decision: DecisionDeny}, []uint64{4}},
+		{"session", Filter{Session: "s2"}, []uint64{4, 5}},
+		{"event", Filter{Event: "login"}, []uint64{2}},
+		{"since inclusive", Filter{Since: base.Add(2 * time.Minute)}, []uint64{4, 5}},
+		{"until exclusive", Filter{Until: base.Add(2 * time.Minute)}, []uint64{1, 2, 3}},
+		{"combined", Filter{User: "bob", Cluster: "eu", Since: base}, []uint64{5}},
 		{"no match", Filter{User: "carol"}, nil},
 	}
 	for _, tt := range tests {
@@ -151,14 +152,14 @@ func TestTailFollow(t *testing.T) {
 	ch := tailFollow(t, path)
 	expectSeqs(t, ch, 1, 2)
 
-	l := openTest(t, path)
+	l := openTest(t, path) // a log without a log id: Open appends log_start (3)
 	appendN(t, l, 2)
-	expectSeqs(t, ch, 3, 4)
+	expectSeqs(t, ch, 3, 4, 5)
 	l.Close()
 
 	// A line written in two halves is delivered once complete.
 	r := sampleRecord(0)
-	r.Seq, r.Prev = 5, strings.Repeat("0", 64)
+	r.Seq, r.Prev = 6, strings.Repeat("0", 64)
 	line, _, err := appendLine(nil, r)
 	if err != nil {
 		t.Fatal(err)
@@ -175,24 +176,25 @@ func TestTailFollow(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	f.Write(line[len(line)/2:])
-	expectSeqs(t, ch, 5)
+	expectSeqs(t, ch, 6)
 }
 
 func TestTailFollowsRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.log")
-	l := openTest(t, path)
+	l := openTest(t, path) // log_start is seq 1
 	appendN(t, l, 1)
 	ch := tailFollow(t, path)
-	expectSeqs(t, ch, 1)
+	expectSeqs(t, ch, 1, 2)
 	appendN(t, l, 1)
-	expectSeqs(t, ch, 2)
+	expectSeqs(t, ch, 3)
 	l.Close()
 
+	// Not a rotated name (Segments would not list it): l2 starts a new log.
 	if err := os.Rename(path, filepath.Join(dir, "audit.log.1")); err != nil {
 		t.Fatal(err)
 	}
 	l2 := openTest(t, path)
 	appendN(t, l2, 2)
-	expectSeqs(t, ch, 1, 2)
+	expectSeqs(t, ch, 1, 2, 3)
 }

@@ -14,8 +14,10 @@ type Sink interface {
 	// Append returns once r is on disk (see [Log.Append]). Only then may
 	// the caller act on what r records.
 	Append(ctx context.Context, r *Record) error
-	// Failed is closed when the sink has failed: live sessions select on it
-	// and end (fail closed).
+	// Failed is closed when the sink fails (for a *Log, when an outage
+	// starts): live sessions select on it and end (fail closed). A sink
+	// that recovers returns a new channel afterwards, so call Failed again
+	// after it fired rather than keeping the first channel.
 	Failed() <-chan struct{}
 	// Err is why the sink failed (nil while it works).
 	Err() error

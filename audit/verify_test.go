@@ -10,24 +10,26 @@ import (
 	"testing"
 )
 
-// writeLog writes a valid log of n records and returns its path and bytes.
+// writeLog writes a valid log of n records, seq 1 to n from the genesis
+// hash, and returns its path and bytes. It chains the lines itself instead
+// of going through Open, which starts a new log with a log_start record:
+// this is a log as written before log ids existed (Open on it appends a
+// log_start).
 func writeLog(t testing.TB, n int) (string, []byte) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.log")
-	l, err := Open(path, Options{Now: fixedNow()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	now := fixedNow()
+	var data []byte
+	prev := GenesisHash
 	for i := range n {
-		if err := l.Append(t.Context(), sampleRecord(i)); err != nil {
+		r := sampleRecord(i)
+		r.Time, r.Seq, r.Prev = now(), uint64(i+1), prev
+		var err error
+		if data, prev, err = appendLine(data, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path, data

@@ -88,6 +88,8 @@ type envOptions struct {
 	// polled every 50 ms, failing closed after revStale.
 	revocations RevocationSource
 	revStale    time.Duration
+	// sink, when set, wraps the audit log the server writes to.
+	sink func(*audit.Log) audit.Sink
 }
 
 func startGateway(t *testing.T, o envOptions) *gatewayEnv {
@@ -190,7 +192,11 @@ roles:
 	if o.realRelay {
 		views = store
 	}
-	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: alog, Relay: rl, Cookies: views, Log: log,
+	var sink audit.Sink = alog
+	if o.sink != nil {
+		sink = o.sink(alog)
+	}
+	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: sink, Relay: rl, Cookies: views, Log: log,
 		Revocations: o.revocations, RevocationInterval: 50 * time.Millisecond, RevocationStaleLimit: o.revStale})
 	if err != nil {
 		t.Fatal(err)

@@ -1,17 +1,21 @@
 package gateway
 
 import (
+	"beamgate/audit"
 	"beamgate/gateway/config"
 	"beamgate/internal/beamtest"
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,4 +277,48 @@ func TestSessionRequestsRefused(t *testing.T) {
 		t.Errorf("cookie over a PTY = %q", got)
 	}
 	e.waitAudit(`"op":"x11-req"`, `"op":"auth-agent-req@openssh.com"`, `"subsystem":"sftp"`)
+}
+
+// switchableSink fails every append while broken is set, as a full audit
+// disk does.
+type switchableSink struct {
+	audit.Sink
+	broken atomic.Bool
+}
+
+func (s *switchableSink) Append(ctx context.Context, r *audit.Record) error {
+	if s.broken.Load() {
+		return fmt.Errorf("%w: %w: write audit.jsonl: no space left on device", audit.ErrLogFailed, audit.ErrUnavailable)
+	}
+	return s.Sink.Append(ctx, r)
+}
+
+// TestAuditOutageRefusalIsExplained: while the audit log cannot be
+// written, OpenSSH logins are refused with a banner saying so (not a bare
+// "Permission denied (publickey)"), and nothing is handed out; once the
+// log writes again, logins work.
+func TestAuditOutageRefusalIsExplained(t *testing.T) {
+	var sw *switchableSink
+	e := startGateway(t, envOptions{sink: func(l *audit.Log) audit.Sink { sw = &switchableSink{Sink: l}; return sw }})
+	sw.broken.Store(true)
+	// As an engineer runs it: OpenSSH's default LogLevel (INFO) shows
+	// banners; the harness's ERROR would hide them.
+	args := e.sshArgs("alice", e.aliceK)
+	for i, a := range args {
+		if a == "LogLevel=ERROR" {
+			args[i] = "LogLevel=INFO"
+		}
+	}
+	var out, errb bytes.Buffer
+	cmd := exec.Command("ssh", append(args, "cookie")...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := sshResult{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+	if err == nil || r.code != 255 || !strings.Contains(r.stderr, "audit log cannot be written") || strings.Contains(r.stdout, e.gw.Cookie("alice", time.Now())) {
+		t.Errorf("login during an audit outage: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	sw.broken.Store(false)
+	if r := e.ssh("alice", e.aliceK, nil, "cookie"); r.code != 0 || strings.TrimSpace(r.stdout) != e.gw.Cookie("alice", time.Now()) {
+		t.Errorf("login after the outage: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
 }

@@ -495,7 +495,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 					s.mu.Unlock()
 					c.fail(id.User, err.Error())
 					s.log.Info("ssh login refused by the revocation list", zap.String("user", id.User), zap.String("fingerprint", id.Fingerprint), zap.Error(err))
-					return nil, noted(err)
+					return nil, &gossh.BannerError{Err: noted(err), Message: "beamgate: login refused: " + err.Error() + "\r\n"}
 				}
 				if !c.counted.Load() {
 					n := s.perUser[id.User]
@@ -503,7 +503,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 						delete(s.live, c)
 						s.mu.Unlock()
 						c.fail(id.User, errTooManyConns.Error())
-						return nil, noted(errTooManyConns)
+						return nil, &gossh.BannerError{Err: noted(errTooManyConns), Message: "beamgate: login refused: " + errTooManyConns.Error() + "\r\n"}
 					}
 					s.perUser[id.User] = n + 1
 					c.counted.Store(true)
@@ -515,7 +515,11 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 			r.Session = shortSession(hex.EncodeToString(conn.SessionID()))
 			r.SourceAddr = sourceAddr(conn.RemoteAddr())
 			if err := s.aud.Record(ctx, audit.Gate, r); err != nil {
-				return nil, errAuditFailed
+				if c != nil {
+					c.fail(id.User, errAuditFailed.Error()+": "+err.Error())
+				}
+				// The engineer reads why (an SSH banner), not a key error.
+				return nil, &gossh.BannerError{Err: noted(errAuditFailed), Message: auditUnavailable + "\r\n"}
 			}
 			s.log.Info("ssh login", zap.String("user", id.User), zap.String("key_id", id.KeyID), zap.Bool("cert", id.Cert), zap.String("remote", r.SourceAddr))
 			return out, nil

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -15,17 +16,31 @@ import (
 	"unicode"
 
 	"beamgate/audit"
+	"beamgate/audit/vaultanchor"
+	"beamgate/cookies"
 	"beamgate/gateway/config"
 )
 
 const auditUsage = `usage:
   beamgate audit [--config FILE | --file PATH] [filters] [--json]   query the audit log
-  beamgate audit verify [--config FILE | --file PATH]               check the hash chain
-  beamgate audit tail [-f] [--config FILE | --file PATH] [filters] [--json]
+  beamgate audit verify [--config FILE | --file PATH [--key PUB] [--checkpoint FILE]]
+                                                                   check the hash chain, the signed
+                                                                   checkpoints and the anchored checkpoint
+  beamgate audit tail [-f] [-n N] [--from-seq N] [--config FILE | --file PATH] [filters] [--json]
+                                                                   the end of the log, and follow it
 
 filters: --user U --node N --cluster C --decision D --event E --session S
          --since T --until T   (T is RFC 3339, a date 2006-01-02, or a duration
                                  such as 1h meaning that long ago)
+tail:    -f            keep printing new records (across log rotation) until interrupted
+         -n N          start with the last N records (after the filters); -n 0 -f: only new ones
+         --from-seq N  start at the first record with seq >= N (a shipper resumes at
+                       its last shipped seq + 1); combines with -f, -n and the filters
+         tail reads audit.path, and the rotated files before it that -n or
+         --from-seq reach back to
+--json prints one JSON record per line, unescaped (a pid stays <0.50.0>). The
+table adds ENGINEER (node), RULE and the args (shortened, in WHAT) where the
+event has them. A query with no match says "no records match" on stderr.
 With --config, the files are audit.path and the <audit.path>.cli-* files that
 cookie rotate and offboard write while a gateway holds the log.
 `
@@ -37,6 +52,8 @@ type auditFlags struct {
 	file       string
 	json       bool
 	follow     bool
+	last       int    // tail -n; negative: not given
+	fromSeq    uint64 // tail --from-seq
 	f          audit.Filter
 	since, til string
 }
@@ -117,7 +134,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
-			return auditVerify(args[1:], stdout, stderr)
+			return auditVerify(ctx, args[1:], stdout, stderr)
 		case "tail":
 			return auditTail(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "--help":
@@ -139,59 +156,268 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = audit.Query(f, a.f, p.print)
 		f.Close()
 		if err != nil {
+			p.flush()
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	return p.flush()
-}
-
-func auditVerify(args []string, stdout, stderr io.Writer) error {
-	a := newAuditFlags("audit verify", stderr, false)
-	files, err := a.parse(args, time.Now())
-	if err != nil {
+	if err := p.flush(); err != nil {
 		return err
 	}
-	var broken []string
-	for _, path := range files {
-		n, err := audit.VerifyFile(path)
-		var be *audit.BreakError
-		switch {
-		case errors.As(err, &be):
-			fmt.Fprintf(stdout, "BROKEN %s: line %d (expected seq %d): %s; %d records before it verify\n", path, be.Line, be.Seq, be.Reason, n)
-			broken = append(broken, path)
-		case err != nil:
-			return err
-		default:
-			fmt.Fprintf(stdout, "ok %s: %d records, hash chain intact\n", path, n)
-		}
-	}
-	if len(broken) > 0 {
-		return fmt.Errorf("hash chain broken in %s", strings.Join(broken, ", "))
+	if p.n == 0 {
+		fmt.Fprintln(stderr, noMatch)
 	}
 	return nil
+}
+
+// noMatch is printed on stderr when a query or tail printed nothing.
+const noMatch = "no records match"
+
+func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a := newAuditFlags("audit verify", stderr, false)
+	keyFile := a.fs.String("key", "", "checkpoint public key `FILE` (the .pub beside the file backend's key), for --file")
+	cpFile := a.fs.String("checkpoint", "", "the replica's latest checkpoint as stored outside the log (`FILE`), for --file")
+	tokenFile := a.fs.String("vault-token-file", "", "with --config and the Vault backend: log in with this reviewer's token (`FILE`; policy beamgate-auditor) instead of the gateway's credentials; VAULT_TOKEN works too")
+	if err := a.fs.Parse(args); err != nil {
+		return err
+	}
+	if a.fs.NArg() != 0 {
+		return fmt.Errorf("unexpected argument %q", a.fs.Arg(0))
+	}
+	var (
+		sets     [][]string // the main log's set, then each command's own log
+		opts     audit.VerifyOptions
+		sources  []string // where keys and anchor came from, for the report
+		interval time.Duration
+	)
+	switch {
+	case a.config != "" && a.file != "":
+		return errors.New("give --config or --file, not both")
+	case a.config != "":
+		if *keyFile != "" || *cpFile != "" {
+			return errors.New("--key and --checkpoint go with --file; with --config they come from the configuration")
+		}
+		cfg, err := config.Load(a.config)
+		if err != nil {
+			return err
+		}
+		interval = cfg.Audit.Checkpoint.Interval
+		main, err := audit.Segments(cfg.Audit.Path)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, main)
+		for _, side := range cliSiblings(cfg.Audit.Path) {
+			sets = append(sets, []string{side})
+		}
+		if opts, sources, err = configAnchor(ctx, cfg, *tokenFile, stderr); err != nil {
+			return err
+		}
+	case a.file != "":
+		main, err := audit.Segments(a.file)
+		if err != nil {
+			return err
+		}
+		if len(main) == 0 {
+			return fmt.Errorf("no audit log at %s", a.file)
+		}
+		sets = append(sets, main)
+		if *keyFile != "" {
+			keys, err := audit.LoadPublicKey(*keyFile)
+			if err != nil {
+				return err
+			}
+			opts.Keys = keys
+			sources = append(sources, "key "+*keyFile)
+		}
+		if *cpFile != "" {
+			cp, err := audit.ReadCheckpointFile(*cpFile)
+			if err != nil {
+				return err
+			}
+			if cp == nil {
+				return fmt.Errorf("--checkpoint %s: no such file", *cpFile)
+			}
+			opts.Anchored = cp
+			sources = append(sources, "checkpoint "+*cpFile)
+		}
+	default:
+		return errors.New("--config FILE or --file PATH is required")
+	}
+	if len(sets[0]) == 0 && opts.Anchored == nil {
+		return errors.New("no audit log yet")
+	}
+	var failed []string
+	for i, files := range sets {
+		o := opts
+		if i > 0 { // a command's own log: its own chain, no checkpoints
+			o = audit.VerifyOptions{}
+		}
+		rep, err := audit.VerifySet(files, o)
+		if err != nil {
+			return err
+		}
+		printVerify(stdout, rep, i > 0, sources, interval)
+		if !rep.OK() {
+			failed = append(failed, strings.Join(rep.Files, ","))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("audit log failed verification: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// configAnchor finds the checkpoint key and the anchored checkpoint of the
+// configuration's replica: in Vault (Transit public key, KV) with the
+// Vault backend, beside the local checkpoint key otherwise.
+func configAnchor(ctx context.Context, cfg *config.Config, tokenFile string, stderr io.Writer) (audit.VerifyOptions, []string, error) {
+	var opts audit.VerifyOptions
+	c := cfg.Audit.Checkpoint
+	if cfg.Cookies.Backend == "vault" {
+		// A reviewer verifies with their own token: the gateway's policy
+		// can sign but not read the key.
+		if tokenFile != "" || os.Getenv("VAULT_TOKEN") != "" {
+			rc := *cfg
+			rc.Cookies.Vault.Auth = cookies.VaultAuth{Method: cookies.AuthToken, TokenFile: tokenFile}
+			cfg = &rc
+		}
+		vs, err := openVault(ctx, cfg, cliLogger(stderr))
+		if err != nil {
+			return opts, nil, err
+		}
+		defer vs.Close()
+		vc := vaultanchor.Config{TransitMount: c.TransitMount, Key: c.TransitKey, KVMount: vs.Config().KVMount, Path: c.KVPath}
+		keys, err := vaultanchor.FetchKeys(ctx, vs.Client(), vc)
+		if err != nil {
+			return opts, nil, fmt.Errorf("%w (verify with a reviewer's token: --vault-token-file FILE or VAULT_TOKEN, policy beamgate-auditor of deploy/vault)", err)
+		}
+		cp, err := vaultanchor.NewKV(vs.Client(), vc).Latest(ctx, cfg.Audit.Replica)
+		if err != nil {
+			return opts, nil, err
+		}
+		opts.Keys, opts.Anchored, opts.Require = keys, cp, true
+		return opts, []string{"Vault transit key " + vc.TransitMount + "/" + vc.Key,
+			"Vault " + vc.KVMount + "/" + vc.Path + "/" + cfg.Audit.Replica}, nil
+	}
+	opts.Require = true
+	sources := []string{"key " + c.KeyFile + ".pub"}
+	keys, err := audit.LoadPublicKey(c.KeyFile + ".pub")
+	switch {
+	case err == nil:
+		opts.Keys = keys
+	case errors.Is(err, fs.ErrNotExist):
+		sources[0] = "no checkpoint key at " + c.KeyFile + ".pub (a gateway creates it when it first starts)"
+	default:
+		return opts, nil, err
+	}
+	anchor := audit.FileAnchor{Dir: cfg.Audit.AnchorDir()}
+	cp, err := anchor.Latest(ctx, cfg.Audit.Replica)
+	if err != nil {
+		return opts, nil, err
+	}
+	opts.Anchored = cp
+	return opts, append(sources, "checkpoint in "+anchor.Dir), nil
+}
+
+// printVerify writes what a reviewer needs to know of one set: what was
+// checked, what is wrong, and what no check can see.
+func printVerify(w io.Writer, rep *audit.SetReport, side bool, sources []string, interval time.Duration) {
+	status := "ok"
+	if !rep.OK() {
+		status = "FAILED"
+	}
+	what := "audit log"
+	if side {
+		what = "command log (its own chain; no checkpoints)"
+	}
+	fmt.Fprintf(w, "%s %s: %d file(s) %s, %d records", status, what, len(rep.Files), strings.Join(rep.Files, " "), rep.Records)
+	if rep.Records > 0 {
+		fmt.Fprintf(w, " (seq %d to %d)", rep.FirstSeq, rep.LastSeq)
+	}
+	if rep.LogID != "" {
+		fmt.Fprintf(w, ", log %s", rep.LogID)
+	}
+	fmt.Fprintln(w)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  FAIL %s\n", p)
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	if side {
+		return
+	}
+	if len(sources) == 0 {
+		fmt.Fprintln(w, "  not checked: checkpoint signatures and the anchored checkpoint (pass --key and --checkpoint, or --config); without them a rewritten or truncated log can look intact")
+	} else {
+		fmt.Fprintf(w, "  checked against: %s\n", strings.Join(sources, "; "))
+	}
+	if rep.Checkpoints > 0 || rep.UncheckedSigs > 0 {
+		fmt.Fprintf(w, "  checkpoints: %d verified", rep.Checkpoints)
+		if rep.UncheckedSigs > 0 {
+			fmt.Fprintf(w, ", %d with signatures not checked", rep.UncheckedSigs)
+		}
+		if rep.Newest != nil {
+			fmt.Fprintf(w, "; the newest covers seq %d (%s)", rep.Newest.Seq, rep.Newest.At.Format("2006-01-02T15:04:05Z"))
+		}
+		fmt.Fprintln(w)
+	}
+	if a := rep.Anchored; a != nil && rep.OK() {
+		fmt.Fprintf(w, "  anchored: the checkpoint stored outside the log (replica %s, %s) covers seq %d, and the log reaches it\n",
+			a.Replica, a.At.Format("2006-01-02T15:04:05Z"), a.Seq)
+	} else if a == nil && len(sources) > 0 {
+		fmt.Fprintln(w, "  anchored: no checkpoint stored outside the log yet for this replica")
+	}
+	if n := rep.Uncovered(); n > 0 {
+		every := ""
+		if interval > 0 {
+			every = fmt.Sprintf(" (at most one checkpoint interval, %s, of records)", interval)
+		}
+		fmt.Fprintf(w, "  undetectable: the last %d record(s) (seq %d to %d) come after the newest checkpoint%s; cutting only those would not be detected\n",
+			n, rep.LastSeq-n+1, rep.LastSeq, every)
+	}
 }
 
 func auditTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a := newAuditFlags("audit tail", stderr, true)
 	a.fs.BoolVar(&a.follow, "f", false, "follow: keep printing new records (across log rotation) until interrupted")
+	a.fs.IntVar(&a.last, "n", -1, "start with the last `N` records (after the filters); 0 with -f: only new records")
+	a.fs.Uint64Var(&a.fromSeq, "from-seq", 0, "start at the first record with seq >= `N` (resume a shipper)")
 	files, err := a.parse(args, time.Now())
 	if err != nil {
 		return err
 	}
+	nGiven := false
+	a.fs.Visit(func(f *flag.Flag) { nGiven = nGiven || f.Name == "n" })
+	if nGiven && a.last < 0 {
+		return fmt.Errorf("-n %d: give a count of 0 or more", a.last)
+	}
 	path := files[0] // the main log; CLI siblings are finished files
+	opts := audit.TailOptions{Filter: a.f, FromSeq: a.fromSeq, Follow: a.follow}
+	switch {
+	case !nGiven:
+		opts.Last = 0 // all
+	case a.last == 0:
+		opts.Last = audit.TailNew
+	default:
+		opts.Last = a.last
+	}
+	opts.Gap = func(want, got uint64) {
+		fmt.Fprintf(stderr, "beamgate audit tail: records %d to %d are not in %s or the rotated files before it (deleted?); continuing at seq %d\n", want, got-1, path, got)
+	}
 	p := newRecordPrinter(stdout, a.json)
-	p.stream = true
-	err = audit.Tail(ctx, path, a.follow, func(r audit.Record) error {
-		if !a.f.Match(&r) {
-			return nil
-		}
-		return p.print(r)
-	})
+	// An aligned table with a header needs the whole output first: only
+	// for a bounded -n without -f.
+	p.stream = a.follow || opts.Last == 0
+	err = audit.TailWith(ctx, path, opts, p.print)
 	if a.follow && errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	if ferr := p.flush(); err == nil {
 		err = ferr
+	}
+	if err == nil && !a.follow && p.n == 0 {
+		fmt.Fprintln(stderr, noMatch)
 	}
 	return err
 }
@@ -202,28 +428,30 @@ type recordPrinter struct {
 	json   bool
 	stream bool // flush after every record (tail)
 	tw     *tabwriter.Writer
+	enc    *json.Encoder
 	header bool
+	n      int // records printed
 }
 
 func newRecordPrinter(w io.Writer, asJSON bool) *recordPrinter {
-	return &recordPrinter{w: w, json: asJSON, tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	enc := json.NewEncoder(w)
+	// A pid stays greppable as <0.50.0>, not \u003c0.50.0\u003e.
+	enc.SetEscapeHTML(false)
+	return &recordPrinter{w: w, json: asJSON, enc: enc, tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
 }
 
 func (p *recordPrinter) print(r audit.Record) error {
+	p.n++
 	if p.json {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = p.w.Write(append(b, '\n'))
-		return err
+		return p.enc.Encode(r) // one line, '\n'-terminated
 	}
 	if !p.header && !p.stream {
-		fmt.Fprintln(p.tw, "TIME\tSEQ\tEVENT\tUSER\tDECISION\tCLUSTER\tTARGET\tWHAT")
+		fmt.Fprintln(p.tw, "TIME\tSEQ\tEVENT\tUSER\tDECISION\tCLUSTER\tENGINEER\tTARGET\tRULE\tWHAT")
 		p.header = true
 	}
-	fmt.Fprintf(p.tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), r.Seq,
-		dash(string(r.Event)), dash(r.User), dash(string(r.Decision)), dash(r.Cluster), dash(r.Target), dash(what(r)))
+	fmt.Fprintf(p.tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), r.Seq,
+		dash(string(r.Event)), dash(r.User), dash(string(r.Decision)), dash(r.Cluster), dash(r.Engineer), dash(r.Target),
+		dash(r.Rule), dash(what(r)))
 	if p.stream {
 		return p.tw.Flush()
 	}
@@ -237,6 +465,9 @@ func (p *recordPrinter) flush() error {
 	return p.tw.Flush()
 }
 
+// whatArgsLen is how many characters of a record's args the table shows.
+const whatArgsLen = 40
+
 // what summarises a record's specifics for the table.
 func what(r audit.Record) string {
 	var parts []string
@@ -249,6 +480,7 @@ func what(r audit.Record) string {
 	add("mfa", r.MFA)
 	add("dest", r.Dest)
 	add("session", r.Session)
+	add("args", truncateRunes(r.Args, whatArgsLen))
 	if step := r.Detail["step"]; step != "" {
 		add("step", step)
 	}

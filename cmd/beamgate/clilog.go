@@ -64,13 +64,8 @@ func lockHeld(path string) bool {
 // cliAuditFiles returns the main log (if it exists) and its CLI siblings,
 // in name (= time) order.
 func cliAuditFiles(path string) []string {
-	var out []string
-	if _, err := os.Stat(path); err == nil {
-		out = append(out, path)
-	}
-	side, _ := filepath.Glob(globEscape(path) + cliAuditSuffix + "*")
-	slices.Sort(side)
-	return append(out, side...)
+	out, _ := audit.Segments(path) // the rotated files, oldest first, then the active one
+	return append(out, cliSiblings(path)...)
 }
 
 // globEscape quotes glob metacharacters in a path.
@@ -90,4 +85,12 @@ func globEscape(p string) string {
 func cliLogger(stderr io.Writer) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(stderr), zap.WarnLevel))
+}
+
+// cliSiblings lists the <audit.path>.cli-* logs the operator commands
+// wrote while a gateway held the main log.
+func cliSiblings(path string) []string {
+	side, _ := filepath.Glob(globEscape(path) + cliAuditSuffix + "*")
+	slices.Sort(side)
+	return side
 }

@@ -36,7 +36,7 @@ commands:
                                   give a cluster a new production cookie in Vault and on every node
   offboard USER --reason TEXT --config FILE
                                   revoke USER everywhere (live sessions end) and rotate their clusters' cookies
-  audit [verify | tail [-f]] [--config FILE | --file PATH] [filters] [--json]
+  audit [verify | tail [-f] [-n N] [--from-seq N]] [--config FILE | --file PATH] [filters] [--json]
                                   query, verify or follow the audit log (beamgate audit help)
   version                         print the version
 `
@@ -136,11 +136,26 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 func serveUntil(ctx context.Context, srv *service, log *zap.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		srv.Close()
-		return err
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case err := <-errc:
+			srv.Close()
+			return err
+		case <-hup:
+			// SIGHUP rotates the audit log (logrotate's postrotate, or by
+			// hand); the new file continues the chain.
+			if err := srv.RotateAudit(); err != nil {
+				log.Error("audit log rotation on SIGHUP failed", zap.Error(err))
+			} else {
+				log.Info("audit log rotated on SIGHUP")
+			}
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

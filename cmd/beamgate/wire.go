@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"beamgate/audit"
+	"beamgate/audit/vaultanchor"
 	"beamgate/cookies"
 	"beamgate/gateway"
 	"beamgate/gateway/config"
@@ -46,7 +48,9 @@ func openVault(ctx context.Context, cfg *config.Config, log *zap.Logger) (*cooki
 // service is an assembled gateway: the SSH front door and the parts it
 // was given, which the service owns and closes after the front door.
 type service struct {
-	srv *gateway.Server
+	srv         *gateway.Server
+	alog        *audit.Log
+	checkpoints atomic.Pointer[audit.Checkpointer] // kicked after a rotation
 	// closers run in order once the front door has stopped: the relay
 	// (ending sessions a drain left), then the audit log (after every
 	// last record), then the cookie store.
@@ -105,12 +109,29 @@ func assemble(cfg *config.Config, log *zap.Logger) (*service, error) {
 	default:
 		return nil, fmt.Errorf("cookies.backend %q is not supported", cfg.Cookies.Backend)
 	}
-	alog, err := audit.Open(cfg.Audit.Path, audit.Options{})
+	alog, err := openAuditLog(cfg, log, svc)
 	if err != nil {
 		return fail(err)
 	}
+	svc.alog = alog
+	audClosers := []func() error{alog.Close}
+	cp, err := startCheckpoints(cfg, alog, vs, log)
+	if err != nil {
+		alog.Close()
+		return fail(err)
+	}
+	svc.checkpoints.Store(cp)
+	// Closing order: the final checkpoint, the shipper, then the log.
+	if stop, err := startShipping(cfg, log); err != nil {
+		cp.Close()
+		alog.Close()
+		return fail(err)
+	} else if stop != nil {
+		audClosers = append([]func() error{stop}, audClosers...)
+	}
+	audClosers = append([]func() error{cp.Close}, audClosers...)
 	rl := relay.New(relay.Config{Audit: alog, Cookies: store, Log: log.Named("relay")})
-	svc.closers = append([]func() error{func() error { rl.Close(); return nil }, alog.Close}, svc.closers...)
+	svc.closers = append(append([]func() error{func() error { rl.Close(); return nil }}, audClosers...), svc.closers...)
 	opts := gateway.Options{
 		Config:     cfg,
 		HostSigner: signer,
@@ -129,6 +150,87 @@ func assemble(cfg *config.Config, log *zap.Logger) (*service, error) {
 		return fail(err)
 	}
 	return svc, nil
+}
+
+// RotateAudit rotates the audit log now (SIGHUP); the next checkpoint
+// follows at once.
+func (s *service) RotateAudit() error { return s.alog.Rotate() }
+
+// openAuditLog opens the audit log with the configured rotation and
+// retention; a rotation kicks the checkpointer.
+func openAuditLog(cfg *config.Config, log *zap.Logger, svc *service) (*audit.Log, error) {
+	a := cfg.Audit
+	return audit.Open(a.Path, audit.Options{
+		RotateSize:  int64(a.RotateSize),
+		RotateDaily: a.RotateDailyOn(),
+		Keep:        a.Keep,
+		KeepAge:     a.KeepAge,
+		OnRotate: func(uint64, string) {
+			if cp := svc.checkpoints.Load(); cp != nil {
+				cp.Kick()
+			}
+		},
+	})
+}
+
+// startCheckpoints signs the log's head at the configured interval: with
+// Vault Transit and a KV anchor on the Vault backend, with a local key and
+// a file anchor beside it otherwise.
+func startCheckpoints(cfg *config.Config, alog *audit.Log, vs *cookies.VaultStore, log *zap.Logger) (*audit.Checkpointer, error) {
+	c := cfg.Audit.Checkpoint
+	var (
+		signer audit.Signer
+		anchor audit.Anchor
+	)
+	if vs != nil {
+		vc := vaultanchor.Config{TransitMount: c.TransitMount, Key: c.TransitKey, KVMount: vs.Config().KVMount, Path: c.KVPath}
+		signer, anchor = vaultanchor.NewTransit(vs.Client(), vc), vaultanchor.NewKV(vs.Client(), vc)
+	} else {
+		key, err := audit.LoadOrCreateEd25519Key(c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		signer, anchor = key, audit.FileAnchor{Dir: cfg.Audit.AnchorDir()}
+	}
+	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Log: alog, Signer: signer, Anchor: anchor,
+		Replica: cfg.Audit.Replica, Interval: c.Interval, Logger: log.Named("audit")})
+	if err != nil {
+		return nil, err
+	}
+	// A first checkpoint now: a signing key or anchor that does not work
+	// is a start error naming it, not a warning every 10 s.
+	ctx, cancel := context.WithTimeout(context.Background(), vaultStartTimeout)
+	defer cancel()
+	if err := cp.Checkpoint(ctx); err != nil {
+		cp.Close()
+		return nil, fmt.Errorf("%w (audit.checkpoint: with Vault, enable transit and create the key: vault write -f %s/keys/%s type=ed25519)", err, c.TransitMount, c.TransitKey)
+	}
+	return cp, nil
+}
+
+// startShipping starts the audit.ship shipper, if configured, and returns
+// its stop function.
+func startShipping(cfg *config.Config, log *zap.Logger) (func() error, error) {
+	sc := cfg.Audit.Ship
+	if sc == nil {
+		return nil, nil
+	}
+	var dest audit.Destination
+	switch sc.To {
+	case config.ShipStdout:
+		dest = audit.NewStdout(nil)
+	default:
+		d, err := audit.NewSyslog(sc.Network, sc.Address, audit.SyslogOptions{Facility: sc.FacilityCode(), MaxSize: sc.MaxMessageSize})
+		if err != nil {
+			return nil, err
+		}
+		dest = d
+	}
+	sh := &audit.Shipper{Path: cfg.Audit.Path, Dest: dest, StateFile: sc.StateFile, Log: log.Named("audit.ship")}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sh.Run(ctx) }()
+	return func() error { cancel(); <-done; return nil }, nil
 }
 
 // Close closes the front door and every connection, then the parts.

@@ -256,8 +256,27 @@ roles:
 			t.Errorf("audit lacks %s", want)
 		}
 	}
-	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg); code != 0 {
+	// A reviewer verifies with their own token (the gateway's policy signs
+	// checkpoints but cannot read the key): chain, signed checkpoints, and
+	// the checkpoint anchored in Vault KV.
+	tokFile := tv.auditorToken(t)
+	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg, "--vault-token-file", tokFile); code != 0 ||
+		!strings.Contains(out, "ok audit log") || !strings.Contains(out, "checkpoints: ") || !strings.Contains(out, "anchored: ") {
 		t.Errorf("audit verify: %d\n%s", code, out)
+	}
+	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg); code != 1 || !strings.Contains(out, "beamgate-auditor") {
+		t.Errorf("audit verify with the gateway's own credentials should be refused, naming the reviewer policy: %d\n%s", code, out)
+	}
+	// Stop the gateway (a final checkpoint), then cut the log's tail: the
+	// checkpoint in Vault no longer matches.
+	serve.cmd.Process.Signal(os.Interrupt)
+	<-serve.exited
+	active := filepath.Join(dir, "state", "audit.jsonl")
+	data, _ := os.ReadFile(active)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
+	os.WriteFile(active, []byte(strings.Join(lines[:len(lines)-3], "")), 0o600)
+	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg, "--vault-token-file", tokFile); code != 1 || !strings.Contains(out, "FAIL truncated") {
+		t.Errorf("audit verify of a truncated log: %d\n%s", code, out)
 	}
 	code, denied := runCmd(t, bin, "audit", "--config", cfg, "--user", "alice", "--decision", "deny", "--json")
 	if code != 0 || !strings.Contains(denied, "revoked") {

@@ -28,6 +28,7 @@ import (
 	kv "github.com/hashicorp/vault-plugin-secrets-kv"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/builtin/credential/approle"
+	"github.com/hashicorp/vault/builtin/logical/transit"
 	vaulthttp "github.com/hashicorp/vault/http"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/vault"
@@ -47,7 +48,7 @@ type testVault struct {
 func startVault(t *testing.T) *testVault {
 	t.Helper()
 	cluster := vault.NewTestCluster(t, &vault.CoreConfig{
-		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory},
+		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory, "transit": transit.Factory},
 		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory},
 	}, &vault.TestClusterOptions{HandlerFunc: vaulthttp.Handler, NumCores: 1})
 	cluster.Start()
@@ -71,7 +72,15 @@ func startVault(t *testing.T) *testVault {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, name := range []string{"beamgate-gateway", "beamgate-reader"} {
+	// Audit checkpoints: a Transit key of type ed25519 that cannot be
+	// exported or deleted, as deploy/vault/README.md sets it up.
+	if err := root.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+		t.Fatalf("mount transit: %v", err)
+	}
+	if _, err := root.Logical().Write("transit/keys/beamgate-audit", map[string]any{"type": "ed25519", "exportable": false}); err != nil {
+		t.Fatalf("transit key: %v", err)
+	}
+	for _, name := range []string{"beamgate-gateway", "beamgate-reader", "beamgate-auditor"} {
 		hcl, err := os.ReadFile(filepath.Join("..", "..", "deploy", "vault", name+".hcl"))
 		if err != nil {
 			t.Fatal(err)
@@ -118,6 +127,21 @@ func (tv *testVault) appRole(t *testing.T, role, policy string, ttl, maxTTL time
 		RoleIDFile:   write("role_id", rid.Data["role_id"].(string)),
 		SecretIDFile: write("secret_id", sid.Data["secret_id"].(string)),
 	}
+}
+
+// auditorToken creates a reviewer's token (policy beamgate-auditor) and
+// writes it to a file.
+func (tv *testVault) auditorToken(t *testing.T) string {
+	t.Helper()
+	sec, err := tv.root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"beamgate-auditor"}, TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "reviewer-token")
+	if err := os.WriteFile(p, []byte(sec.Auth.ClientToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // putCookie writes a cluster cookie as root and returns its version.

@@ -17,3 +17,15 @@ path "secret/data/beamgate/rotations/*" {
 path "secret/data/beamgate/revocations" {
   capabilities = ["read", "create", "update"]
 }
+
+# Audit checkpoints: sign the log's head with the Transit key (sign only:
+# no read of the key, no export, no deletion), and keep the replica's
+# latest checkpoint in KV, outside the bastion's disk. KV v2 keeps every
+# version, so a rolled-back checkpoint shows in its history.
+path "transit/sign/beamgate-audit" {
+  capabilities = ["update"]
+}
+
+path "secret/data/beamgate/audit/checkpoints/*" {
+  capabilities = ["read", "create", "update"]
+}

@@ -1,3 +1,7 @@
+// Package config owns beamgate's configuration file: its types, the
+// defaults Load fills in, path resolution against the file's directory,
+// and validation whose every error names the key and the fix. It decides
+// nothing at run time beyond who may reach what (Grants, Reachable).
 package config
 
 import (
@@ -65,9 +69,28 @@ type Config struct {
 	nodes  []*Node // every configured node, in cluster-name then list order
 }
 
-// AuditConfig says where the audit log lives.
+// AuditConfig says where the audit log lives, how it rotates, how its
+// head is checkpointed, and where it is shipped.
 type AuditConfig struct {
 	Path string `yaml:"path"`
+	// Replica names this gateway in checkpoints (several replicas share a
+	// Vault); default: the host name.
+	Replica string `yaml:"replica"`
+	// RotateSize rotates the active file once it reaches this size
+	// (default 256MiB; "0" turns size rotation off).
+	RotateSize ByteSize `yaml:"rotate_size"`
+	// RotateDaily rotates at the first write after UTC midnight (default
+	// true).
+	RotateDaily *bool `yaml:"rotate_daily"`
+	// Keep is how many rotated files are kept (0: all); KeepAge deletes
+	// rotated files older than this (0: no age limit). Every deletion is
+	// audited first.
+	Keep    int           `yaml:"keep"`
+	KeepAge time.Duration `yaml:"keep_age"`
+	// Checkpoint configures the signed checkpoints of the log's head.
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+	// Ship, when set, copies the log to a second sink (syslog or stdout).
+	Ship *ShipConfig `yaml:"ship"`
 }
 
 // CookiesConfig selects the production cookie backend.
@@ -208,6 +231,8 @@ func (c *Config) resolve(dir string) {
 	}
 	abs(&c.HostKey)
 	abs(&c.Audit.Path)
+	c.resolveAudit(abs)
+	c.resolveShip(abs)
 	abs(&c.Cookies.File)
 	abs(&c.Cookies.Vault.CAFile)
 	abs(&c.Cookies.Vault.Auth.RoleIDFile)
@@ -279,6 +304,8 @@ func (c *Config) Validate() error {
 	if c.Audit.Path == "" {
 		bad("audit.path", "missing", "set the audit log file, e.g. ./state/audit.jsonl")
 	}
+	c.validateAudit(bad)
+	c.validateShip(bad)
 	switch c.Cookies.Backend {
 	case "file":
 		if c.Cookies.File == "" {

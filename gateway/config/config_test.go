@@ -185,3 +185,62 @@ func TestVaultConfig(t *testing.T) {
 		t.Errorf("not a *Error: %T", err)
 	}
 }
+
+func TestAuditShipConfig(t *testing.T) {
+	withShip := func(block string) string {
+		return strings.Replace(exampleConfig, "  path: ./state/audit.jsonl\n", "  path: ./state/audit.jsonl\n  ship:\n"+block, 1)
+	}
+	cfg, err := Parse([]byte(exampleConfig), "/etc/beamgate")
+	if err != nil || cfg.Audit.Ship != nil {
+		t.Fatalf("no ship block: %+v, %v", cfg.Audit.Ship, err)
+	}
+
+	// Defaults: unix /dev/log, authpriv, the state file beside the log.
+	cfg, err = Parse([]byte(withShip("    to: syslog\n")), "/etc/beamgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Audit.Ship; s.Network != "unix" || s.Address != "/dev/log" || s.Facility != "authpriv" || s.FacilityCode() != 10 ||
+		s.StateFile != "/etc/beamgate/state/audit-ship.state" || s.MaxMessageSize != 0 {
+		t.Errorf("syslog defaults: %+v", s)
+	}
+	cfg, err = Parse([]byte(withShip("    to: syslog\n    address: logs.example.com:514\n    facility: local3\n    state_file: ./ship.json\n    max_message_size: 8192\n")), "/etc/beamgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Audit.Ship; s.Network != "tcp" || s.Address != "logs.example.com:514" || s.FacilityCode() != 19 ||
+		s.StateFile != "/etc/beamgate/ship.json" || s.MaxMessageSize != 8192 {
+		t.Errorf("syslog tcp: %+v", s)
+	}
+	cfg, err = Parse([]byte(withShip("    to: syslog\n    network: unix\n    address: ./run/syslog.sock\n")), "/etc/beamgate")
+	if err != nil || cfg.Audit.Ship.Address != "/etc/beamgate/run/syslog.sock" {
+		t.Errorf("relative socket: %+v, %v", cfg.Audit.Ship, err)
+	}
+	cfg, err = Parse([]byte(withShip("    to: stdout\n")), "/etc/beamgate")
+	if err != nil || cfg.Audit.Ship.To != ShipStdout || cfg.Audit.Ship.Network != "" {
+		t.Errorf("stdout: %+v, %v", cfg.Audit.Ship, err)
+	}
+
+	for _, tc := range []struct{ block, key, fix string }{
+		{"    network: tcp\n", "audit.ship.to: missing", "to: stdout"},
+		{"    to: kafka\n", "audit.ship.to", "use to: syslog or to: stdout"},
+		{"    to: stdout\n    address: 127.0.0.1:514\n", "audit.ship.address: only used with to: syslog", "remove it"},
+		{"    to: syslog\n    network: tcp\n", "audit.ship.address: missing", "127.0.0.1:514"},
+		{"    to: syslog\n    network: udp\n    address: nohost\n", "audit.ship.address", "host:port"},
+		{"    to: syslog\n    address: 127.0.0.1:99999\n", "audit.ship.address", "port such as 514"},
+		{"    to: syslog\n    network: relp\n    address: x:1\n", "audit.ship.network", "unix"},
+		{"    to: syslog\n    facility: secret\n", "audit.ship.facility", "local0..local7"},
+		{"    to: syslog\n    max_message_size: 100\n", "audit.ship.max_message_size", "480"},
+		{"    to: syslog\n    state_file: ./state/audit.jsonl\n", "audit.ship.state_file", "another file"},
+		{"    to: syslog\n    adress: x\n", "adress", "not found"},
+	} {
+		_, err := Parse([]byte(withShip(tc.block)), "/etc/beamgate")
+		if err == nil {
+			t.Errorf("%q accepted", tc.block)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.key) || !strings.Contains(msg, tc.fix) {
+			t.Errorf("%q: error %q does not name %q and %q", tc.block, msg, tc.key, tc.fix)
+		}
+	}
+}
