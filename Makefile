@@ -2,32 +2,81 @@
 # CI runs .ci/run, which installs Erlang/Elixir/OpenSSH and then `make test`.
 
 GO       ?= go
-# Go modules to vet and test (directories holding a go.mod).
+# Go modules to check and test (directories holding a go.mod).
 MODULES  ?= . cookies/vaulttest
 # How long `make fuzz` runs each Fuzz target.
 FUZZTIME ?= 30s
+# How long `make fuzz-smoke` (part of `make test`) runs each Fuzz target.
+FUZZ_SMOKE_TIME ?= 3s
+# staticcheck, pinned: `go run` fetches and builds it through the module
+# proxy, so nothing has to be installed by hand. v0.8.2 is staticcheck
+# 2026.2.2, the newest release when pinned (builds with Go 1.26). Its
+# checks are configured in staticcheck.conf.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+# The gofmt of the Go toolchain in use.
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 
-.PHONY: help test build fuzz
+.PHONY: help test fmt-check vet staticcheck staticcheck-version race build fuzz fuzz-smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
 
-test: ## go vet, then every test (real BEAM nodes included) in each module
+# The steps run one after another (also under make -j), fastest first.
+test: ## fmt-check, vet, staticcheck, race (every test, real BEAM nodes included), fuzz-smoke; both modules
+	@$(MAKE) --no-print-directory fmt-check
+	@$(MAKE) --no-print-directory vet
+	@$(MAKE) --no-print-directory staticcheck
+	@$(MAKE) --no-print-directory race
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+fmt-check: ## fail listing tracked .go files (testdata excluded) that gofmt would change
+	@echo "== gofmt -l (tracked .go files, testdata excluded)"
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		files=$$(git ls-files -- '*.go'); \
+	else \
+		files=$$(find . -name '*.go' -not -path './.git/*'); \
+	fi; \
+	bad=$$(printf '%s\n' $$files | grep -Ev '(^|/)testdata/' | while read -r f; do [ -f "$$f" ] && echo "$$f"; done | xargs -r $(GOFMT) -l); \
+	if [ -n "$$bad" ]; then echo "gofmt would change these files (run gofmt -w on them):"; echo "$$bad"; exit 1; fi
+
+vet: ## go vet ./... in each module
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m: go vet ./..."; (cd $$m && $(GO) vet ./...); \
-		echo "== $$m: go test -count=1 -timeout 30m ./..."; (cd $$m && $(GO) test -count=1 -timeout 30m ./...); \
+	done
+
+staticcheck: ## staticcheck (pinned STATICCHECK_VERSION, staticcheck.conf) in each module; zero findings
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m: staticcheck ./..."; (cd $$m && $(STATICCHECK) ./...); \
+	done
+
+staticcheck-version: ## print the pinned staticcheck's version (fetches and builds it on first use)
+	@$(STATICCHECK) -version
+
+# -race needs cgo, so a C compiler (.ci/run installs gcc and libc6-dev).
+race: ## go test -race, every test (real BEAM nodes included), in each module
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m: go test -race -count=1 -timeout 30m ./..."; (cd $$m && CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...); \
 	done
 
 build: ## build ./cmd/beamgate into ./bin/beamgate
 	$(GO) build -o bin/beamgate ./cmd/beamgate
 
-fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "== $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
-		done; \
+# Fuzz targets are found by grepping each package's _test.go files for
+# `func FuzzX(`, so packages without one (cookies/vaulttest) are not built.
+fuzz: ## run each Fuzz target in each module for FUZZTIME (default 30s)
+	@set -e; for m in $(MODULES); do \
+		(cd $$m && for pd in $$($(GO) list -f '{{.ImportPath}}={{.Dir}}' ./...); do \
+			pkg=$${pd%%=*}; dir=$${pd#*=}; \
+			for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$dir"/*_test.go 2>/dev/null | sort -u); do \
+				echo "== $$pkg $$f ($(FUZZTIME))"; \
+				$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			done; \
+		done); \
 	done
+
+fuzz-smoke: ## the fuzz loop for FUZZ_SMOKE_TIME (default 3s) per target; part of `make test`
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE_TIME)
 
 # Where `make matrix` writes its Markdown result table (for the README).
 MATRIX_OUT ?= bin/matrix.md

@@ -43,7 +43,7 @@ func (r Revocation) validate() error {
 		return errors.New("cookies: a revocation names a user, key fingerprint, certificate key id or serial")
 	}
 	if r.Fingerprint != "" && !strings.HasPrefix(r.Fingerprint, "SHA256:") {
-		return fmt.Errorf("cookies: key fingerprint %q is not SHA256:...", r.Fingerprint)
+		return fmt.Errorf("cookies: key fingerprint %q is not of the form SHA256:<base64>", r.Fingerprint)
 	}
 	for _, f := range []string{r.User, r.Fingerprint, r.KeyID, r.Reason, r.Actor} {
 		if len(f) > 1024 {

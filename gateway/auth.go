@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -159,17 +158,17 @@ var (
 // and DSA.
 func publicKeyAuthAlgorithms() []string {
 	return slices.DeleteFunc(gossh.SupportedAlgorithms().PublicKeyAuths, func(a string) bool {
-		return a == gossh.KeyAlgoRSA || a == gossh.InsecureKeyAlgoDSA ||
-			a == gossh.CertAlgoRSAv01 || a == gossh.InsecureCertAlgoDSAv01
+		// DSA by name: x/crypto deprecates its constants, and a future
+		// version may drop them while still listing the algorithm.
+		return a == gossh.KeyAlgoRSA || a == "ssh-dss" ||
+			a == gossh.CertAlgoRSAv01 || a == "ssh-dss-cert-v01@openssh.com"
 	})
 }
 
-// sourceIP returns the IP of a remote address, for audit records.
+// sourceAddr renders a remote address for audit records.
 func sourceAddr(a net.Addr) string {
 	if a == nil {
 		return ""
 	}
 	return a.String()
 }
-
-func serialString(n uint64) string { return strconv.FormatUint(n, 10) }

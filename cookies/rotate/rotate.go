@@ -127,7 +127,7 @@ type rotation struct {
 	aud   audit.Writer
 }
 
-// Rotate gives cfg.Cluster a new cookie: it records the rotation in Vault,
+// Run gives cfg.Cluster a new cookie: it records the rotation in Vault,
 // writes the new cookie as a new KV version (check-and-set on the version
 // read), sets it on every node with erlang:set_cookie/1 over a hidden
 // connection made with the old cookie, and verifies every node with a

@@ -461,8 +461,9 @@ func (q *outQueue) push(pieces ...[]byte) error {
 		return net.ErrClosed
 	}
 	if q.bytes+n > q.max {
-		q.mu.Unlock()
-		return fmt.Errorf("%w: %s bytes from production are waiting, over the %s-byte cap", errTooSlow, strconv.Itoa(q.bytes+n), strconv.Itoa(q.max))
+		err := fmt.Errorf("%w: %s bytes from production are waiting, over the %s-byte cap", errTooSlow, strconv.Itoa(q.bytes+n), strconv.Itoa(q.max))
+		q.mu.Unlock() // the message reads the fields take() resets: build it first
+		return err
 	}
 	q.frames = append(q.frames, pieces...)
 	q.bytes += n
