@@ -23,7 +23,7 @@ import (
 
 const auditUsage = `usage:
   beamgate audit [--config FILE | --file PATH] [filters] [--json]   query the audit log
-  beamgate audit verify [--config FILE | --file PATH [--key PUB] [--checkpoint FILE]]
+  beamgate audit verify [--config FILE [--file PATH] | --file PATH [--key PUB] [--checkpoint FILE]]
                                                                    check the hash chain, the signed
                                                                    checkpoints and the anchored checkpoint
   beamgate audit tail [-f] [-n N] [--from-seq N] [--config FILE | --file PATH] [filters] [--json]
@@ -190,23 +190,27 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		interval time.Duration
 	)
 	switch {
-	case a.config != "" && a.file != "":
-		return errors.New("give --config or --file, not both")
 	case a.config != "":
 		if *keyFile != "" || *cpFile != "" {
-			return errors.New("--key and --checkpoint go with --file; with --config they come from the configuration")
+			return errors.New("--key and --checkpoint go with --file alone; with --config they come from the configuration")
 		}
 		cfg, err := config.Load(a.config)
 		if err != nil {
 			return err
 		}
 		interval = cfg.Audit.Checkpoint.Interval
-		main, err := audit.Segments(cfg.Audit.Path)
+		// --file with --config checks a copy (or another log) against the
+		// configuration's keys and anchored checkpoint.
+		path := cfg.Audit.Path
+		if a.file != "" {
+			path = a.file
+		}
+		main, err := audit.Segments(path)
 		if err != nil {
 			return err
 		}
 		sets = append(sets, main)
-		for _, side := range cliSiblings(cfg.Audit.Path) {
+		for _, side := range cliSiblings(path) {
 			sets = append(sets, []string{side})
 		}
 		if opts, sources, err = configAnchor(ctx, cfg, *tokenFile, stderr); err != nil {

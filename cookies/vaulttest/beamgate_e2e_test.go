@@ -3,6 +3,7 @@ package vaulttest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -10,9 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"beamgate/audit"
 	"beamgate/cookies"
 	"beamgate/internal/beamtest"
 )
@@ -267,16 +270,90 @@ roles:
 	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg); code != 1 || !strings.Contains(out, "beamgate-auditor") {
 		t.Errorf("audit verify with the gateway's own credentials should be refused, naming the reviewer policy: %d\n%s", code, out)
 	}
-	// Stop the gateway (a final checkpoint), then cut the log's tail: the
-	// checkpoint in Vault no longer matches.
+	// Two rotations by SIGHUP, as logrotate's postrotate does: the chain
+	// goes on across three files.
+	for i := range 2 {
+		serve.cmd.Process.Signal(syscall.SIGHUP)
+		waitFor(t, 10*time.Second, func() bool { return strings.Count(serve.out.String(), "audit log rotated on SIGHUP") > i })
+		if code, out := runCmd(t, "ssh", append(sshArgs(sshPort, key), "cookie")...); code == 0 {
+			t.Errorf("revoked alice logs in: %s", out) // an audited refusal in the new file
+		}
+	}
+	// Stop the gateway: a final checkpoint.
 	serve.cmd.Process.Signal(os.Interrupt)
 	<-serve.exited
-	active := filepath.Join(dir, "state", "audit.jsonl")
-	data, _ := os.ReadFile(active)
-	lines := strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
-	os.WriteFile(active, []byte(strings.Join(lines[:len(lines)-3], "")), 0o600)
-	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg, "--vault-token-file", tokFile); code != 1 || !strings.Contains(out, "FAIL truncated") {
-		t.Errorf("audit verify of a truncated log: %d\n%s", code, out)
+	state := filepath.Join(dir, "state")
+	files, _ := audit.Segments(filepath.Join(state, "audit.jsonl"))
+	if len(files) != 3 {
+		t.Fatalf("rotated set: %v", files)
+	}
+	verifyCopy := func(mutate func(dir string) string) (int, string) {
+		t.Helper()
+		c := filepath.Join(t.TempDir(), "state")
+		copyDir(t, state, c)
+		args := []string{"audit", "verify", "--config", cfg, "--vault-token-file", tokFile, "--file", mutate(c)}
+		return runCmd(t, bin, args...)
+	}
+	active := func(d string) string { return filepath.Join(d, "audit.jsonl") }
+	if code, out := verifyCopy(active); code != 0 || !strings.Contains(out, "ok audit log: 3 file(s)") {
+		t.Fatalf("a clean rotated set: %d\n%s", code, out)
+	}
+	// Each attack fails verify with its own message.
+	other := filepath.Join(dir, "other.yaml")
+	otherPort := beamtest.FreePort(t)
+	os.WriteFile(other, []byte(strings.NewReplacer(fmt.Sprintf("listen: 127.0.0.1:%d", sshPort), fmt.Sprintf("listen: 127.0.0.1:%d", otherPort),
+		"path: ./state/audit.jsonl", "path: ./other/audit.jsonl\n  replica: other-gateway").Replace(yaml)), 0o600)
+	second := startProc(t, bin, "serve", "--config", other)
+	second.waitPort(t, "127.0.0.1", otherPort)
+	second.cmd.Process.Signal(os.Interrupt)
+	<-second.exited
+	for _, tc := range []struct {
+		name, want string
+		mutate     func(dir string) string
+	}{
+		{"tail truncation", "FAIL truncated", func(d string) string {
+			data, _ := os.ReadFile(active(d))
+			lines := strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
+			os.WriteFile(active(d), []byte(strings.Join(lines[:len(lines)-3], "")), 0o600)
+			return active(d)
+		}},
+		{"an empty file", "FAIL empty", func(d string) string {
+			p := filepath.Join(d, "empty", "audit.jsonl")
+			os.MkdirAll(filepath.Dir(p), 0o700)
+			os.WriteFile(p, nil, 0o600)
+			return p
+		}},
+		{"another gateway's valid log", "FAIL foreign", func(string) string { return filepath.Join(dir, "other", "audit.jsonl") }},
+		{"an edited record", "FAIL chain", func(d string) string {
+			f := filepath.Join(d, filepath.Base(files[0]))
+			data, _ := os.ReadFile(f)
+			os.WriteFile(f, []byte(strings.Replace(string(data), `"user":"alice"`, `"user":"mallory"`, 1)), 0o600)
+			return active(d)
+		}},
+		{"a deleted middle file", "FAIL missing_file", func(d string) string {
+			os.Remove(filepath.Join(d, filepath.Base(files[1])))
+			return active(d)
+		}},
+	} {
+		if code, out := verifyCopy(tc.mutate); code != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: verify exit %d, want 1 and %q\n%s", tc.name, code, tc.want, out)
+		}
+	}
+	// A forged checkpoint in Vault (written with root, not signed by the
+	// Transit key) fails too, with its own message.
+	host, _ := os.Hostname()
+	kv := tv.root.KVv2("secret")
+	sec, err := kv.Get(context.Background(), "beamgate/audit/checkpoints/"+host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := sec.Data
+	forged["seq"] = json.Number("999999")
+	if _, err := kv.Put(context.Background(), "beamgate/audit/checkpoints/"+host, forged); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCmd(t, bin, "audit", "verify", "--config", cfg, "--vault-token-file", tokFile); code != 1 || !strings.Contains(out, "FAIL checkpoint") {
+		t.Errorf("a forged checkpoint in Vault: verify exit %d\n%s", code, out)
 	}
 	code, denied := runCmd(t, bin, "audit", "--config", cfg, "--user", "alice", "--decision", "deny", "--json")
 	if code != 0 || !strings.Contains(denied, "revoked") {
@@ -301,4 +378,40 @@ func currentCookieOf(t *testing.T, tv *testVault, cluster string) (string, int) 
 		t.Fatal(err)
 	}
 	return sec.Data[cookies.CookieField].(string), sec.VersionMetadata.Version
+}
+
+// copyDir copies the regular files of src into a new dir dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitFor polls cond (bounded) until it holds.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
