@@ -17,7 +17,7 @@ import (
 // This file is the Vault side of a production cookie rotation: the
 // rotation state a crashed rotation resumes from, and the check-and-set
 // write of a new cookie version. The node side (set_cookie on every node,
-// verification, audit) is package cookies/rotate.
+// verification, audit) is package gateway/rotate.
 
 // GeneratedCookieLen is the length of a cookie Rotate generates.
 const GeneratedCookieLen = 32

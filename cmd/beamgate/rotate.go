@@ -15,8 +15,8 @@ import (
 
 	"beamgate/audit"
 	"beamgate/cookies"
-	"beamgate/cookies/rotate"
 	"beamgate/gateway/config"
+	"beamgate/gateway/rotate"
 
 	"go.uber.org/zap"
 )

@@ -14,8 +14,8 @@ import (
 
 	"beamgate/audit"
 	"beamgate/cookies"
-	"beamgate/cookies/rotate"
 	"beamgate/gateway/dist/client"
+	"beamgate/gateway/rotate"
 	"beamgate/internal/beamtest"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"beamgate/cookies/rotate"
+	"beamgate/gateway/rotate"
 	"beamgate/internal/beamtest"
 )
 
