@@ -56,6 +56,7 @@ type auditFlags struct {
 	fromSeq    uint64 // tail --from-seq
 	f          audit.Filter
 	since, til string
+	active     string // the main log's active file (set by parse)
 }
 
 func newAuditFlags(name string, stderr io.Writer, filters bool) *auditFlags {
@@ -98,12 +99,22 @@ func (a *auditFlags) parse(args []string, now time.Time) ([]string, error) {
 	case a.config != "" && a.file != "":
 		return nil, errors.New("give --config or --file, not both")
 	case a.file != "":
-		return []string{a.file}, nil
+		// The file and, when it is an active file, its rotated files.
+		a.active = a.file
+		files, err := audit.Segments(a.file)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("no audit log at %s", a.file)
+		}
+		return files, nil
 	case a.config != "":
 		cfg, err := config.Load(a.config)
 		if err != nil {
 			return nil, err
 		}
+		a.active = cfg.Audit.Path
 		files := cliAuditFiles(cfg.Audit.Path)
 		if len(files) == 0 {
 			return nil, fmt.Errorf("no audit log at %s yet", cfg.Audit.Path)
@@ -387,7 +398,7 @@ func auditTail(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	a.fs.BoolVar(&a.follow, "f", false, "follow: keep printing new records (across log rotation) until interrupted")
 	a.fs.IntVar(&a.last, "n", -1, "start with the last `N` records (after the filters); 0 with -f: only new records")
 	a.fs.Uint64Var(&a.fromSeq, "from-seq", 0, "start at the first record with seq >= `N` (resume a shipper)")
-	files, err := a.parse(args, time.Now())
+	_, err := a.parse(args, time.Now())
 	if err != nil {
 		return err
 	}
@@ -396,7 +407,7 @@ func auditTail(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if nGiven && a.last < 0 {
 		return fmt.Errorf("-n %d: give a count of 0 or more", a.last)
 	}
-	path := files[0] // the main log; CLI siblings are finished files
+	path := a.active // tail finds the rotated files itself; CLI siblings are finished files
 	opts := audit.TailOptions{Filter: a.f, FromSeq: a.fromSeq, Follow: a.follow}
 	switch {
 	case !nGiven:
