@@ -157,10 +157,13 @@ func assemble(cfg *config.Config, log *zap.Logger) (*service, error) {
 func (s *service) RotateAudit() error { return s.alog.Rotate() }
 
 // openAuditLog opens the audit log with the configured rotation and
-// retention; a rotation kicks the checkpointer.
+// retention; a rotation kicks the checkpointer. The log's own lines
+// (outages and recoveries, repairs made at open, rotations, retention) go
+// to the operational logger.
 func openAuditLog(cfg *config.Config, log *zap.Logger, svc *service) (*audit.Log, error) {
 	a := cfg.Audit
 	return audit.Open(a.Path, audit.Options{
+		Logger:      log.Named("audit"),
 		RotateSize:  int64(a.RotateSize),
 		RotateDaily: a.RotateDailyOn(),
 		Keep:        a.Keep,
