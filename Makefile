@@ -94,6 +94,13 @@ matrix: ## OTP 25/27/29 + Elixir interop through the relay, then through ssh -N 
 bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewrites docs/benchmarks.md (~2 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestBench -timeout 60m -v ./internal/bench/
 
+.PHONY: bench-checkpoint bench-verify
+bench-checkpoint: ## what signed audit checkpoints add to a relayed rpc:call (1h vs 10s vs 1s interval, alternated); rewrites its section of docs/benchmarks.md (~9 min)
+	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestAuditCheckpointCost -timeout 60m -v ./internal/bench/
+
+bench-verify: ## write a ~1 GiB rotated audit set, time audit.VerifySet and `beamgate audit verify` on it; rewrites its section of docs/benchmarks.md (needs ~2.5 GiB free in /tmp)
+	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestAuditVerifySet -timeout 60m -v ./internal/bench/
+
 .PHONY: observer-gui
 observer-gui: ## drive the real observer GUI (Xvfb) through beamgate dev, save screenshots (root, Debian)
 	bash scripts/observer-gui.sh $(OBSERVER_GUI_OUT)

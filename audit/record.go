@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -115,8 +116,17 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 func addString(enc zapcore.ObjectEncoder, key, val string) {
 	if val != "" {
-		enc.AddString(key, strings.ToValidUTF8(val, "\uFFFD"))
+		enc.AddString(key, validUTF8(val))
 	}
+}
+
+// validUTF8 is strings.ToValidUTF8(s, "\uFFFD"), which returns s itself
+// when it is valid; utf8.ValidString says so faster.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func addInt64(enc zapcore.ObjectEncoder, key string, val int64) {
@@ -136,7 +146,7 @@ func (d detailObject) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		enc.AddString(strings.ToValidUTF8(k, "\uFFFD"), strings.ToValidUTF8(d[k], "\uFFFD"))
+		enc.AddString(validUTF8(k), validUTF8(d[k]))
 	}
 	return nil
 }
@@ -201,19 +211,51 @@ func appendLine(dst []byte, r *Record) ([]byte, string, error) {
 // parseLine checks one line (without '\n') on its own: the trailing hash
 // field, JSON validity, canonical form, the prev format, and that the hash
 // matches hex(SHA-256(prev || body)) for the prev the line claims. It does
-// not check the chain (Seq continuity, Prev linkage); Verify does.
+// not check the chain (Seq continuity, Prev linkage); Verify does. Lines
+// in canonical form take a fast path (parseCanonical) that accepts exactly
+// the lines, with the same records, that the encoding/json path accepts;
+// everything else, and every error, comes from the encoding/json path.
 func parseLine(line []byte) (Record, error) {
-	var r Record
+	cut, hash, err := splitHash(line)
+	if err != nil {
+		return Record{}, err
+	}
+	if r, ok := parseCanonical(line[:cut], hash); ok {
+		return r, nil
+	}
+	return parseJSON(line[:cut], hash)
+}
+
+// parseLineJSON is parseLine without the fast path (for tests and
+// benchmarks).
+func parseLineJSON(line []byte) (Record, error) {
+	cut, hash, err := splitHash(line)
+	if err != nil {
+		return Record{}, err
+	}
+	return parseJSON(line[:cut], hash)
+}
+
+// splitHash checks the trailing hash field of line and returns where it
+// starts and the hash.
+func splitHash(line []byte) (cut int, hash []byte, err error) {
 	if len(line) < hashSuffixLen+1 {
-		return r, errors.New("line too short to hold a record and its hash")
+		return 0, nil, errors.New("line too short to hold a record and its hash")
 	}
-	cut := len(line) - hashSuffixLen
+	cut = len(line) - hashSuffixLen
 	suffix := line[cut:]
-	hash := suffix[len(hashFieldPrefix) : len(suffix)-2]
+	hash = suffix[len(hashFieldPrefix) : len(suffix)-2]
 	if !bytes.HasPrefix(suffix, []byte(hashFieldPrefix)) || !bytes.HasSuffix(suffix, []byte(`"}`)) || !isHexHash(hash) {
-		return r, errors.New(`line does not end with ,"hash":"<64 lowercase hex>"}`)
+		return 0, nil, errors.New(`line does not end with ,"hash":"<64 lowercase hex>"}`)
 	}
-	body := append(line[:cut:cut], '}') // full slice expression: append copies
+	return cut, hash, nil
+}
+
+// parseJSON decodes and checks a line's body (up to its hash field) with
+// encoding/json, whatever its form.
+func parseJSON(head, hash []byte) (Record, error) {
+	var r Record
+	body := append(head[:len(head):len(head)], '}') // full slice expression: append copies
 	if err := json.Unmarshal(body, &r); err != nil {
 		return r, fmt.Errorf("invalid JSON: %v", err)
 	}
@@ -242,9 +284,17 @@ func isHexHash(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		if !lowerHex[c] {
 			return false
 		}
 	}
 	return true
 }
+
+// lowerHex says which bytes are lowercase hex digits.
+var lowerHex = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdef") {
+		t[c] = true
+	}
+	return t
+}()

@@ -95,7 +95,7 @@ func TestBench(t *testing.T) {
 	var gw *beamgateProc
 	res.beamgate = runPath(t, "beamgate", p, prod, func(t *testing.T) *beamtest.Node {
 		localEpmd := beamtest.FreePort(t)
-		gw = startBeamgate(t, prodEpmd, localEpmd, p.sessions)
+		gw = startBeamgate(t, prodEpmd, localEpmd, p.sessions, 0)
 		cookie := sshOutput(t, gw.port, "alice", gw.aliceKey, "cookie")
 		sshForward(t, gw.port, "alice", gw.aliceKey, []string{
 			fmt.Sprintf("%d:%s:4369", localEpmd, prodHost),

@@ -49,8 +49,10 @@ type beamgateProc struct {
 // 127.0.0.2:prodEpmd) with users alice (an OpenSSH key) and load (an
 // in-process key), role observer in enforce mode with benchProfile, audit
 // on a real file and limits that admit sessions concurrent sessions, and
-// runs `beamgate serve` on it.
-func startBeamgate(t *testing.T, prodEpmd, engineerEpmd, sessions int) *beamgateProc {
+// runs `beamgate serve` on it. checkpoint is audit.checkpoint.interval (0:
+// the default, 10 s); the checkpoint key and anchor are the file backend's
+// default, <dir>.anchor beside the audit directory.
+func startBeamgate(t *testing.T, prodEpmd, engineerEpmd, sessions int, checkpoint time.Duration) *beamgateProc {
 	t.Helper()
 	dir := t.TempDir()
 	bin := beamtest.BuildBeamgate(t, dir)
@@ -80,7 +82,7 @@ gateway_secret_file: ./gateway_secret
 cookie_window: 24h
 engineer_epmd_port: %d
 audit:
-  path: ./audit.jsonl
+  path: ./audit.jsonl%s
 cookies:
   backend: file
   file: ./cookies.yaml
@@ -106,7 +108,7 @@ limits:
   max_channels_per_connection: 16
   max_connections_per_user: %d
   max_sessions_per_target: %d
-`, g.port, engineerEpmd, prodName, prodEpmd, g.gatewayPort, beamtest.PublicKey(t, g.aliceKey), loadPub, sessions+8, sessions+16)
+`, g.port, engineerEpmd, checkpointYAML(checkpoint), prodName, prodEpmd, g.gatewayPort, beamtest.PublicKey(t, g.aliceKey), loadPub, sessions+8, sessions+16)
 	confPath := filepath.Join(dir, "beamgate.yaml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -120,6 +122,13 @@ limits:
 	g.pid, g.logPath = cmd.Process.Pid, logPath
 	waitListening(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(g.port)), exited, logPath)
 	return g
+}
+
+func checkpointYAML(interval time.Duration) string {
+	if interval == 0 {
+		return ""
+	}
+	return "\n  checkpoint:\n    interval: " + interval.String()
 }
 
 // dialSSH opens an in-process SSH connection to beamgate as user load.

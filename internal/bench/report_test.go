@@ -341,6 +341,15 @@ numbers are wall-clock times on loopback.
 // writeResults replaces the generated section of path (between the
 // markers) with section, creating the file from docSkeleton if needed.
 func writeResults(path, section string) error {
+	return writeSection(path, beginMarker, endMarker, section)
+}
+
+// writeSection replaces what lies between the markers begin and end in
+// path with section, appending the markers at the end of the file if it
+// has none yet, and creating the file from docSkeleton if needed. Each
+// measurement of this package owns one such section, so one run never
+// overwrites another's results.
+func writeSection(path, begin, end, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
@@ -349,12 +358,12 @@ func writeResults(path, section string) error {
 	if doc == "" {
 		doc = docSkeleton + beginMarker + "\n" + endMarker + "\n\n## Analysis\n\n(The lead adds the analysis of each goal here.)\n"
 	}
-	i, j := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
 	if i < 0 || j < i {
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + beginMarker + "\n" + endMarker + "\n"
-		i, j = strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
+		doc = strings.TrimRight(doc, "\n") + "\n\n" + begin + "\n" + end + "\n"
+		i, j = strings.Index(doc, begin), strings.Index(doc, end)
 	}
-	doc = doc[:i+len(beginMarker)] + "\n" + section + "\n" + doc[j:]
+	doc = doc[:i+len(begin)] + "\n" + section + "\n" + doc[j:]
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
