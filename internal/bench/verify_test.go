@@ -520,7 +520,7 @@ func (r *verifyResult) markdown() string {
 	}
 	fmt.Fprintf(&b, "); %d records, %d checkpoints verified; written in %s (load average after writing %s).\n\n", r.records, r.cps, r.writeTook.Round(100*time.Millisecond), r.writeLoad)
 
-	b.WriteString("| verifier | min (s) | median (s) | MB/s (median) | MiB/s (median) | records/s (median) | CPU, median run (s) | peak RSS (MiB) | load average after each run |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| verifier | min (s) | median (s) | MB/s (median) | MiB/s (median) | records/s (median) | CPU, median run (s) | peak RSS, highest run (MiB) | load average after each run |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	row := func(name string, runs []verifyRun, peakNote string) {
 		if len(runs) == 0 {
 			fmt.Fprintf(&b, "| %s | — | — | — | — | — | — | — | — |\n", name)
