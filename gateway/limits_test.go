@@ -198,7 +198,7 @@ func TestSessionsPerTarget(t *testing.T) {
 func TestRecipeInetrc(t *testing.T) {
 	var out bytes.Buffer
 	n := &config.Node{Name: "prismatic@prod-01.example.com", Alive: "prismatic", Host: "prod-01.example.com", GatewayPort: 4370}
-	writeRecipe(&out, "alice", "bastion", "2222", n.Host, []*config.Node{n}, "COOKIE", 14369)
+	writeRecipe(&out, "alice", "bastion", "2222", n.Host, []*config.Node{n}, "COOKIE", 14369, "")
 	text := out.String()
 	for _, want := range []string{"iex --name me@127.0.0.1 --hidden --cookie COOKIE", "erl -name me@127.0.0.1 -hidden -setcookie COOKIE",
 		"ssh -N -L 14369:prod-01.example.com:4369 -L 4370:prod-01.example.com:4370 alice@bastion -p 2222"} {

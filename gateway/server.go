@@ -72,6 +72,10 @@ type Options struct {
 	Revocations          RevocationSource
 	RevocationInterval   time.Duration // poll interval (cookies.DefaultWatchInterval)
 	RevocationStaleLimit time.Duration
+	// RecipeIdentity, when set, is the -i key file the printed recipe's
+	// ssh -N passes (beamgate dev's generated key, which ssh does not try
+	// by itself), so that the recipe works when pasted as printed.
+	RecipeIdentity string
 	// ViewHost is the host part of the views' node names
 	// (beamgate_view_<random>@ViewHost); "" is this machine's host name,
 	// or "beamgate".

@@ -277,12 +277,12 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 		if len(hs) > 1 {
 			fmt.Fprintf(out, "\n== Nodes on %s (one engineer node per host: ERL_EPMD_PORT reaches one host at a time) ==\n", host)
 		}
-		writeRecipe(out, id.User, sshHost, sshPort, host, on, cookie, s.cfg.EngineerEpmdPort)
+		writeRecipe(out, id.User, sshHost, sshPort, host, on, cookie, s.cfg.EngineerEpmdPort, s.opts.RecipeIdentity)
 	}
 }
 
 // writeRecipe writes the commands to paste for the nodes on one host.
-func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*config.Node, cookie string, localEpmdPort int) {
+func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*config.Node, cookie string, localEpmdPort int, identity string) {
 	fwd := fmt.Sprintf("-L %d:%s:%d", localEpmdPort, host, config.EpmdPort)
 	ports := []int{}
 	for _, n := range on {
@@ -295,6 +295,9 @@ func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*c
 	portFlag := ""
 	if sshPort != "22" {
 		portFlag = " -p " + sshPort
+	}
+	if identity != "" {
+		portFlag += " -i " + identity
 	}
 	inetrc := "$HOME/.beamgate-" + host + ".inetrc"
 	fmt.Fprintf(out, "\n1. Forward epmd and the distribution port(s) (leave it running):\n\n")

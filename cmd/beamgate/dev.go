@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"beamgate/cookies"
+	"beamgate/gateway"
 	"beamgate/gateway/config"
 	"beamgate/gateway/epmd"
 
@@ -55,6 +56,13 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return err
 	}
+	// Bind before anything is started or printed: a busy port is an error
+	// naming the fix, not a recipe for a gateway that is not there.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (%v): another beamgate dev may be running; pick a free address with --listen 127.0.0.1:PORT", *listen, err)
+	}
+	defer ln.Close()
 	log, err := newLogger()
 	if err != nil {
 		return err
@@ -89,7 +97,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	srv, err := assemble(cfg, log)
+	srv, err := assemble(cfg, log, func(o *gateway.Options) { o.RecipeIdentity = generated })
 	if err != nil {
 		return err
 	}
@@ -105,13 +113,10 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			demoNode, demoIP, demo.epmdPort, filepath.Join(*state, "cookies.yaml"))
 		fmt.Fprintf(stdout, "\nTo see your recipe to observe it:\n\n  ssh%s -p %s dev@127.0.0.1\n\n", identity, port)
 		fmt.Fprintf(stdout, "(The recipe maps %s to 127.0.0.1 through ERL_INETRC; nothing to install.)\n", demoHost)
-		if generated != "" {
-			fmt.Fprintf(stdout, "(Add -i %s to the recipe's ssh -N command too.)\n", generated)
-		}
 	} else {
 		fmt.Fprintf(stdout, "\nLog in: ssh%s -p %s dev@127.0.0.1\n", identity, port)
 	}
-	return serveUntil(ctx, srv, log)
+	return serveUntil(ctx, srv, log, ln)
 }
 
 func defaultStateDir() string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"beamgate/internal/beamtest"
+	"net"
 
 	"bytes"
 	"context"
@@ -65,6 +66,11 @@ func TestDevRecipe(t *testing.T) {
 	if !regexp.MustCompile(`demo@demo-prod\s+demo\s+` + strconv.Itoa(gwPort) + `\s+readonly \(enforce\)\s+yes`).Match(banner) {
 		t.Fatalf("banner does not show the demo node reachable:\n%s", banner)
 	}
+	// The recipe's ssh -N names the generated key, so it works pasted as
+	// printed.
+	if want := fmt.Sprintf("dev@127.0.0.1 -p %d -i %s", sshPort, key); !bytes.Contains(banner, []byte("ssh -N ")) || !bytes.Contains(banner, []byte(want)) {
+		t.Errorf("recipe's ssh -N lacks %q:\n%s", want, banner)
+	}
 	cookie, err := exec.CommandContext(sctx, "ssh", append(base, "dev@127.0.0.1", "cookie")...).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -100,5 +106,21 @@ func TestDevRecipe(t *testing.T) {
 	}
 	if strings.Contains(string(out), prod) || strings.Contains(stderr.String(), prod) {
 		t.Fatal("production cookie leaked")
+	}
+}
+
+// A busy --listen address fails at once, before anything is printed,
+// naming the flag to change.
+func TestDevBusyPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("HOME", t.TempDir())
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"dev", "--state", t.TempDir(), "--listen", l.Addr().String()}, &stdout, &stderr)
+	if code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "--listen 127.0.0.1:PORT") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout.String(), stderr.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -129,13 +130,20 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serveUntil(ctx, srv, log)
+	return serveUntil(ctx, srv, log, nil)
 }
 
-// serveUntil runs srv until ctx ends, then shuts it down gracefully.
-func serveUntil(ctx context.Context, srv *service, log *zap.Logger) error {
+// serveUntil runs srv on ln (nil: its configured listen address) until
+// ctx ends, then shuts it down gracefully.
+func serveUntil(ctx context.Context, srv *service, log *zap.Logger, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.srv.ListenAndServe() }()
+	go func() {
+		if ln != nil {
+			errc <- srv.srv.Serve(ln)
+			return
+		}
+		errc <- srv.srv.ListenAndServe()
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -60,7 +60,7 @@ type service struct {
 // assemble builds a gateway from a validated configuration: it loads or
 // creates the host key and the gateway secret, opens the production cookie
 // store and the audit log, and builds the relay and the front door.
-func assemble(cfg *config.Config, log *zap.Logger) (*service, error) {
+func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Options)) (*service, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -144,6 +144,9 @@ func assemble(cfg *config.Config, log *zap.Logger) (*service, error) {
 	if vs != nil {
 		opts.Revocations = vs.Revocations()
 		opts.RevocationStaleLimit = vs.Config().StaleLimit
+	}
+	for _, t := range tweaks {
+		t(&opts)
 	}
 	svc.srv, err = gateway.NewServer(opts)
 	if err != nil {
