@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -116,7 +117,11 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		fmt.Fprintf(stdout, "\nLog in: ssh%s -p %s dev@127.0.0.1\n", identity, port)
 	}
-	return serveUntil(ctx, srv, log, ln)
+	// dev runs in a terminal: closing it (SIGHUP) stops the gateway, as
+	// Ctrl-C does, rather than rotating its audit log and running on.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stop()
+	return serveUntil(ctx, srv, log, ln, nil)
 }
 
 func defaultStateDir() string {

@@ -3,6 +3,7 @@ package main
 import (
 	"beamgate/internal/beamtest"
 	"net"
+	"syscall"
 
 	"bytes"
 	"context"
@@ -122,5 +123,36 @@ func TestDevBusyPort(t *testing.T) {
 	code := run(context.Background(), []string{"dev", "--state", t.TempDir(), "--listen", l.Addr().String()}, &stdout, &stderr)
 	if code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "--listen 127.0.0.1:PORT") {
 		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout.String(), stderr.String())
+	}
+}
+
+// Closing dev's terminal (SIGHUP) stops it, as Ctrl-C does; it does not
+// rotate the audit log and run on detached, holding the port.
+func TestDevStopsOnHangup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds beamgate")
+	}
+	bin := beamtest.BuildBeamgate(t, t.TempDir())
+	port := beamtest.FreePort(t)
+	cmd := exec.Command(bin, "dev", "--state", t.TempDir(), "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "PATH=/nonexistent") // no erl: no demo node
+	var out beamtest.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	beamtest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", port), done, out.String)
+	cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case err := <-exited:
+		if err != nil || !strings.Contains(out.String(), "shutting down") {
+			t.Errorf("dev after SIGHUP: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("dev still runs 30 s after SIGHUP\n%s", out.String())
 	}
 }

@@ -130,12 +130,18 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serveUntil(ctx, srv, log, nil)
+	// SIGHUP rotates the audit log (logrotate's postrotate, or by hand);
+	// the new file continues the chain.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serveUntil(ctx, srv, log, nil, hup)
 }
 
 // serveUntil runs srv on ln (nil: its configured listen address) until
-// ctx ends, then shuts it down gracefully.
-func serveUntil(ctx context.Context, srv *service, log *zap.Logger, ln net.Listener) error {
+// ctx ends, then shuts it down gracefully. Each value on rotate (nil:
+// never) rotates the audit log.
+func serveUntil(ctx context.Context, srv *service, log *zap.Logger, ln net.Listener, rotate <-chan os.Signal) error {
 	errc := make(chan error, 1)
 	go func() {
 		if ln != nil {
@@ -144,18 +150,13 @@ func serveUntil(ctx context.Context, srv *service, log *zap.Logger, ln net.Liste
 		}
 		errc <- srv.srv.ListenAndServe()
 	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 wait:
 	for {
 		select {
 		case err := <-errc:
 			srv.Close()
 			return err
-		case <-hup:
-			// SIGHUP rotates the audit log (logrotate's postrotate, or by
-			// hand); the new file continues the chain.
+		case <-rotate:
 			if err := srv.RotateAudit(); err != nil {
 				log.Error("audit log rotation on SIGHUP failed", zap.Error(err))
 			} else {
