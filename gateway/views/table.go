@@ -40,19 +40,7 @@ func (t *table) add(cells ...string) {
 
 // cell makes s safe and short for a terminal: control characters (escape
 // sequences in a registered name or table name) become '?'.
-func cell(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-	if utf8.RuneCountInString(s) > maxCell {
-		rs := []rune(s)
-		s = string(rs[:maxCell-3]) + "..."
-	}
-	return s
-}
+func cell(s string) string { return lineText(s, maxCell) }
 
 func (t *table) write(w io.Writer) error {
 	n := len(t.head)
