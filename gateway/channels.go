@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"beamgate/audit"
@@ -31,12 +34,25 @@ type directTCPIP struct {
 
 // forward is the decision for one direct-tcpip channel.
 type forward struct {
-	kind  string       // "epmd" or "relay"; "" when refused
+	kind  string       // "epmd", "home" or "relay"; "" when refused
 	host  string       // the destination host as the engineer named it
 	node  *config.Node // the relay target
 	on    []*config.Node
 	deny  string // refusal reason
 	grant config.Grant
+	// epmdPort is the engineer's local epmd port for an epmd face: NAMES
+	// answers carry it, and OTP refuses any other.
+	epmdPort int
+}
+
+// sortedGrants is the names of the clusters in g, sorted.
+func sortedGrants(g map[string]config.Grant) []string {
+	out := make([]string, 0, len(g))
+	for cl := range g {
+		out = append(out, cl)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // decideForward decides a direct-tcpip destination for user. Only the
@@ -45,15 +61,40 @@ type forward struct {
 // open proxy.
 func (s *Server) decideForward(user, host string, port uint32) forward {
 	f := forward{host: host}
-	on := config.NodesOnHost(s.cfg.Reachable(user), host)
+	reachable := s.cfg.Reachable(user)
+	if strings.EqualFold(host, config.HomeHost) {
+		// The recipe's home forward names the cluster's local epmd port
+		// as its destination port: NAMES answers must carry it.
+		var ports []string
+		for _, cl := range sortedGrants(s.cfg.Grants(user)) {
+			l, _ := s.cfg.Layout(cl)
+			if uint32(l.EpmdPort) == port {
+				f.kind, f.epmdPort = "home", l.EpmdPort
+				return f
+			}
+			ports = append(ports, strconv.Itoa(l.EpmdPort))
+		}
+		f.deny = fmt.Sprintf("%s:%d is not your own node's epmd; the recipe forwards %s:PORT with PORT one of %s", host, port, config.HomeHost, strings.Join(ports, ", "))
+		return f
+	}
+	on := config.NodesOnHost(reachable, host)
 	if len(on) == 0 {
 		f.deny = fmt.Sprintf("%s is not the host of a node you may reach", host)
 		return f
 	}
 	f.on = on
+	// An epmd face: the recipe forwards HOST:PORT with PORT the cluster's
+	// local epmd port, which NAMES answers must carry; HOST:4369 (older
+	// recipes, hand-written forwards) gets engineer_epmd_port.
 	if port == config.EpmdPort {
-		f.kind = "epmd"
+		f.kind, f.epmdPort = "epmd", s.cfg.EngineerEpmdPort
 		return f
+	}
+	for _, n := range on {
+		if l, _ := s.cfg.Layout(n.Cluster); uint32(l.EpmdPort) == port {
+			f.kind, f.epmdPort = "epmd", l.EpmdPort
+			return f
+		}
 	}
 	for _, n := range on {
 		if uint32(n.GatewayPort) == port {
@@ -62,7 +103,7 @@ func (s *Server) decideForward(user, host string, port uint32) forward {
 			return f
 		}
 	}
-	f.deny = fmt.Sprintf("port %d on %s is neither epmd (4369) nor the gateway port of a node you may reach", port, host)
+	f.deny = fmt.Sprintf("port %d on %s is neither epmd (4369, or your cluster's local epmd port) nor the gateway port of a node you may reach", port, host)
 	return f
 }
 
@@ -117,7 +158,7 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 	if f.node != nil {
 		r.Target, r.Cluster = f.node.Name, f.node.Cluster
 	} else {
-		r.Detail = mergeDetail(r.Detail, "service", "epmd")
+		r.Detail = mergeDetail(r.Detail, "service", f.kind)
 	}
 	if err := s.aud.Record(ctx, audit.Gate, r); err != nil {
 		release()
@@ -139,6 +180,8 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 	switch f.kind {
 	case "epmd":
 		err = s.faceFor(ctx, id, f).Serve(chCtx, conn)
+	case "home":
+		err = s.homeFace(ctx, id, c, f.epmdPort, dest).Serve(chCtx, conn)
 	case "relay":
 		err = s.opts.Relay.Serve(chCtx, s.engineer(ctx, sc, id, f.grant), targetOf(f.node), conn)
 	}
@@ -172,7 +215,7 @@ func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g
 func (s *Server) faceFor(ctx ssh.Context, id *Identity, f forward) *epmd.Face {
 	on := f.on
 	return &epmd.Face{
-		EPMDPort: uint16(s.cfg.EngineerEpmdPort),
+		EPMDPort: uint16(f.epmdPort),
 		Lookup: func(alive string) (uint16, bool) {
 			for _, n := range on {
 				if n.Alive == alive {
@@ -188,25 +231,95 @@ func (s *Server) faceFor(ctx ssh.Context, id *Identity, f forward) *epmd.Face {
 			}
 			return out
 		},
-		Observe: func(req epmd.Request, outcome string) {
-			decision := audit.DecisionInfo
-			switch outcome {
-			case epmd.OutcomeAnswered:
-				decision = audit.DecisionAllow
-			case epmd.OutcomeNotFound, epmd.OutcomeRefused:
-				decision = audit.DecisionDeny
-			}
-			r := s.record(ctx, id, audit.EventEpmd, decision, outcome)
-			r.Dest = net.JoinHostPort(f.host, strconv.Itoa(config.EpmdPort))
-			r.Op = req.String()
-			if pp, ok := req.(*epmd.PortPlease2Req); ok {
-				r.Detail = mergeDetail(r.Detail, "alive", pp.Name)
-			}
-			// The face answers from configuration, never from production,
-			// and refuses whatever it does not know: the record follows.
-			s.aud.Record(ctx, audit.After, r)
-		},
+		Observe: s.observeEpmd(ctx, id, net.JoinHostPort(f.host, strconv.Itoa(config.EpmdPort))),
 	}
+}
+
+// observeEpmd audits what an epmd face answered on dest.
+func (s *Server) observeEpmd(ctx ssh.Context, id *Identity, dest string) func(epmd.Request, string) {
+	return func(req epmd.Request, outcome string) {
+		decision := audit.DecisionInfo
+		switch outcome {
+		case epmd.OutcomeAnswered:
+			decision = audit.DecisionAllow
+		case epmd.OutcomeNotFound, epmd.OutcomeRefused:
+			decision = audit.DecisionDeny
+		}
+		r := s.record(ctx, id, audit.EventEpmd, decision, outcome)
+		r.Dest = dest
+		r.Op = req.String()
+		switch req := req.(type) {
+		case *epmd.PortPlease2Req:
+			r.Detail = mergeDetail(r.Detail, "alive", req.Name)
+		case *epmd.Alive2Req:
+			r.Detail = mergeDetail(r.Detail, "alive", truncate(req.Name, 64))
+		}
+		// The face answers from configuration (or, for the home face,
+		// the engineer's own registrations), never from production, and
+		// refuses whatever it does not know: the record follows.
+		s.aud.Record(ctx, audit.After, r)
+	}
+}
+
+// homeFace builds the epmd face of the recipe's home forward
+// (config.HomeHost): the engineer's node registers there, and
+// net_adm:names() on the engineer's host lands there. It knows only the
+// engineer's own nodes registered on this connection, so observer's
+// Nodes menu, which joins every name it lists to the engineer's host
+// name, lists real nodes only; production nodes reach that menu through
+// nodes() once connected.
+func (s *Server) homeFace(ctx ssh.Context, id *Identity, c *connState, epmdPort int, dest string) *epmd.Face {
+	return &epmd.Face{
+		EPMDPort: uint16(epmdPort),
+		Register: c.home.register,
+		Lookup:   c.home.lookup,
+		Names:    c.home.names,
+		Observe:  s.observeEpmd(ctx, id, dest),
+	}
+}
+
+// maxHomeNodes bounds the engineer's own nodes one connection registers.
+const maxHomeNodes = 16
+
+// homeRegistry is the engineer's own nodes registered on one SSH
+// connection, as a real epmd on their machine would hold them.
+type homeRegistry struct {
+	mu    sync.Mutex
+	nodes []epmd.NameEntry
+}
+
+// register takes req's name unless this connection already holds it
+// (erl then reports the name as in use, as with a real epmd).
+func (h *homeRegistry) register(req *epmd.Alive2Req) (func(), bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.nodes) >= maxHomeNodes || slices.ContainsFunc(h.nodes, func(e epmd.NameEntry) bool { return e.Name == req.Name }) {
+		return nil, false
+	}
+	e := epmd.NameEntry{Name: req.Name, Port: int(req.PortNo)}
+	h.nodes = append(h.nodes, e)
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.nodes = slices.DeleteFunc(h.nodes, func(x epmd.NameEntry) bool { return x == e })
+	}, true
+}
+
+func (h *homeRegistry) lookup(alive string) (uint16, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.nodes {
+		if e.Name == alive {
+			return uint16(e.Port), true
+		}
+	}
+	return 0, false
+}
+
+func (h *homeRegistry) names() []epmd.NameEntry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.nodes)
 }
 
 func mergeDetail(m map[string]string, k, v string) map[string]string {

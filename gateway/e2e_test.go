@@ -90,6 +90,10 @@ type envOptions struct {
 	revStale    time.Duration
 	// sink, when set, wraps the audit log the server writes to.
 	sink func(*audit.Log) audit.Sink
+	// clustersYAML is added under clusters: (indented by four spaces per
+	// level, as the default ones); rolesYAML under roles:. aliceRoles
+	// replaces alice's [observer]. Extra clusters get prodCookie.
+	clustersYAML, rolesYAML, aliceRoles string
 }
 
 func startGateway(t *testing.T, o envOptions) *gatewayEnv {
@@ -104,6 +108,9 @@ func startGateway(t *testing.T, o envOptions) *gatewayEnv {
 	}
 	if o.gatewayPort == 0 {
 		o.gatewayPort = 4370
+	}
+	if o.aliceRoles == "" {
+		o.aliceRoles = "[observer]"
 	}
 	ca := "[]"
 	if o.caPub != "" {
@@ -129,10 +136,10 @@ clusters:
       - name: billing@bill-01
         dial: 127.0.0.3:1
         gateway_port: 4380
-users:
+%susers:
   alice:
     keys: [%q]
-    roles: [observer]
+    roles: %s
   bob:
     keys: [%q]
     roles: [billing]
@@ -146,7 +153,7 @@ roles:
     clusters: [billing]
     policy: readonly
     mode: enforce
-%s`, o.dial, o.gatewayPort, beamtest.PublicKey(t, e.aliceK), beamtest.PublicKey(t, e.bobK), ca, o.extraYAML)
+%s%s`, o.dial, o.gatewayPort, o.clustersYAML, beamtest.PublicKey(t, e.aliceK), o.aliceRoles, beamtest.PublicKey(t, e.bobK), ca, o.rolesYAML, o.extraYAML)
 	cfgPath := filepath.Join(dir, "beamgate.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
 	cfg, err := config.Load(cfgPath)
@@ -154,7 +161,13 @@ roles:
 		t.Fatal(err)
 	}
 	e.cfg = cfg
-	if err := cookies.WriteFile(cfg.Cookies.File, map[string]string{"prismatic": prodCookie, "billing": prodCookie + "2"}); err != nil {
+	prodCookies := map[string]string{"prismatic": prodCookie, "billing": prodCookie + "2"}
+	for cl := range cfg.Clusters {
+		if _, ok := prodCookies[cl]; !ok {
+			prodCookies[cl] = prodCookie
+		}
+	}
+	if err := cookies.WriteFile(cfg.Cookies.File, prodCookies); err != nil {
 		t.Fatal(err)
 	}
 	store, err := cookies.NewFileStore(cfg.Cookies.File)
@@ -328,10 +341,11 @@ func TestSSHKeyLoginBanner(t *testing.T) {
 	for _, want := range []string{
 		"you are alice", "role: observer", "prismatic@prod-01", "4370", "REACHABLE NOW",
 		"gateway cookie", cookie,
-		"ssh -N -L 14369:prod-01:4369 -L 4370:prod-01:4370 alice@127.0.0.1 -p " + e.port,
-		`{host, {127,0,0,1}, ["prod-01"]}.`, "export ERL_EPMD_PORT=14369 ERL_INETRC=",
-		"iex --sname me --hidden --cookie " + cookie, "erl -sname me -hidden -setcookie " + cookie,
-		`Node.connect(:"prismatic@prod-01")`, "net_adm:ping('prismatic@prod-01').",
+		// prismatic is the second cluster by name (after billing).
+		"ssh -N -o ExitOnForwardFailure=yes -L 14370:beamgate:14370 -L 127.77.2.1:14370:prod-01:14370 -L 127.77.2.1:4370:prod-01:4370 alice@127.0.0.1 -p " + e.port,
+		`{host, {127,77,2,1}, ["prod-01"]}.`, "export ERL_EPMD_PORT=14370 ERL_INETRC=$HOME/.beamgate-prismatic.inetrc",
+		`iex --sname alice_iex --cookie ` + cookie + ` --erl "-connect_all false" -e`, "erl -sname alice_erl -connect_all false -setcookie " + cookie + " -eval",
+		`[:"prismatic@prod-01"]`, "Ns = ['prismatic@prod-01']", "Cluster prismatic: 1 node, 0 of 1 reachable now (role observer: policy readonly, mode enforce)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("banner lacks %q:\n%s", want, r.stdout)

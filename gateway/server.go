@@ -255,6 +255,10 @@ type connState struct {
 	lastActive atomic.Int64 // unix nanos of the last channel open/close
 	counted    atomic.Bool  // counted in srv.perUser
 
+	// home is the engineer's own nodes registered through the recipe's
+	// home forward (ssh -L PORT:beamgate:4369) of this connection.
+	home homeRegistry
+
 	mu       sync.Mutex
 	lastUser string   // last user name attempted
 	fails    []string // distinct authentication failure reasons, bounded

@@ -3,9 +3,12 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -23,7 +26,8 @@ import (
 var sessionCommands = []struct{ name, help string }{
 	{"", "(no command) who you are, your nodes, your gateway cookie and the recipe to connect"},
 	{"cookie", "print your gateway cookie only, for scripts"},
-	{"nodes", "print the nodes you may reach and whether each answers now"},
+	{"nodes", "print the nodes you may reach, cluster by cluster, and whether each answers now"},
+	{"recipe", "recipe [CLUSTER]: your gateway cookie and the commands to reach every node of a cluster"},
 	{"help", "print this list"},
 }
 
@@ -150,6 +154,15 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 	case "help":
 		writeHelp(&out)
 	default:
+		if args := strings.Fields(cmd); len(args) > 0 && args[0] == "recipe" {
+			if err := s.runRecipe(ctx, &out, id, args[1:]); err != nil {
+				status = 1
+				decision, reason = audit.DecisionDeny, err.Error()
+				out.Reset()
+				fmt.Fprintf(&out, "beamgate: recipe: %s\n", err)
+			}
+			break
+		}
 		status = 1
 		decision, reason = audit.DecisionDeny, "command not allowed"
 		fmt.Fprintf(&out, "beamgate: %q is not a command here; a beamgate session is not a shell.\n", truncate(cmd, 80))
@@ -219,33 +232,80 @@ func (s *Server) nodeTable(ctx context.Context, id *Identity) []nodeStatus {
 	return rows
 }
 
+// writeNodes writes the node table, cluster by cluster: every node with
+// its host, where the recipe puts it on the engineer's machine, and
+// whether it answers now.
 func (s *Server) writeNodes(ctx context.Context, out *bytes.Buffer, id *Identity) []nodeStatus {
 	rows := s.nodeTable(ctx, id)
 	if len(rows) == 0 {
 		fmt.Fprintln(out, "You may reach no nodes.")
 		return rows
 	}
-	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tCLUSTER\tGATEWAY PORT\tPOLICY\tREACHABLE NOW")
-	for _, r := range rows {
-		reach := "no"
-		if r.reachable {
-			reach = "yes"
+	for i, cl := range clustersOf(rows) {
+		var in []nodeStatus
+		for _, r := range rows {
+			if r.node.Cluster == cl {
+				in = append(in, r)
+			}
 		}
+		g := in[0].grant
 		pol := ""
-		if r.grant.Profile != nil {
-			pol = r.grant.Profile.Name
+		if g.Profile != nil {
+			pol = g.Profile.Name
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s (%s)\t%s\n", r.node.Name, r.node.Cluster, r.node.GatewayPort, pol, r.grant.Mode, reach)
+		l, _ := s.cfg.Layout(cl)
+		up := 0
+		for _, r := range in {
+			if r.reachable {
+				up++
+			}
+		}
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		fmt.Fprintf(out, "Cluster %s: %s, %d of %d reachable now (role %s: policy %s, mode %s)\n",
+			cl, plural(len(in), "node"), up, len(in), g.Role, pol, g.Mode)
+		tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NODE\tHOST\tON YOUR MACHINE\tREACHABLE NOW")
+		for _, r := range in {
+			reach := "no"
+			if r.reachable {
+				reach = "yes"
+			}
+			loc := s.cfg.LocalOf(r.node)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.node.Name, r.node.Host, net.JoinHostPort(loc.Addr, strconv.Itoa(loc.DistPort)), reach)
+		}
+		tw.Flush()
+		if len(l.Hosts) > 0 {
+			fmt.Fprintf(out, "  (your node's epmd: ERL_EPMD_PORT=%d)\n", l.EpmdPort)
+		}
 	}
-	tw.Flush()
 	return rows
 }
 
+// clustersOf is the distinct clusters of rows, sorted.
+func clustersOf(rows []nodeStatus) []string {
+	var out []string
+	for _, r := range rows {
+		if !slices.Contains(out, r.node.Cluster) {
+			out = append(out, r.node.Cluster)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
 // writeBanner writes who the engineer is, the node table, the gateway
-// cookie and the recipe to connect. It never contains a production cookie.
+// cookie and the recipe of every cluster. It never contains a production
+// cookie.
 func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.ServerConn, id *Identity) {
-	now := s.now()
 	fmt.Fprintf(out, "beamgate: you are %s", id.User)
 	if id.Cert {
 		fmt.Fprintf(out, " (certificate %q, serial %d)\n", id.KeyID, id.CertSerial)
@@ -263,62 +323,170 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 	if len(rows) == 0 {
 		return
 	}
-	cookie := s.opts.Gateway.Cookie(id.User, now)
-	fmt.Fprintf(out, "\nYour gateway cookie (valid until %s): %s\n", s.opts.Gateway.Expires(now).UTC().Format(time.RFC3339), cookie)
-
-	sshHost, sshPort := s.bastionAddr(ctx)
-	nodes := make([]*config.Node, len(rows))
-	for i, r := range rows {
-		nodes[i] = r.node
+	clusters := clustersOf(rows)
+	s.writeCookie(out, id)
+	if len(clusters) > 1 {
+		fmt.Fprintf(out, "\nOne recipe per cluster; they use their own ports and addresses, so they run side by side.\n"+
+			"`ssh %s recipe CLUSTER` prints one of them.\n", s.sshTarget(ctx, id))
 	}
-	hs := config.Hosts(nodes)
-	for _, host := range hs {
-		on := config.NodesOnHost(nodes, host)
-		if len(hs) > 1 {
-			fmt.Fprintf(out, "\n== Nodes on %s (one engineer node per host: ERL_EPMD_PORT reaches one host at a time) ==\n", host)
-		}
-		writeRecipe(out, id.User, sshHost, sshPort, host, on, cookie, s.cfg.EngineerEpmdPort, s.opts.RecipeIdentity)
+	for _, cl := range clusters {
+		s.writeRecipe(ctx, out, id, cl)
 	}
 }
 
-// writeRecipe writes the commands to paste for the nodes on one host.
-func writeRecipe(out *bytes.Buffer, user, sshHost, sshPort, host string, on []*config.Node, cookie string, localEpmdPort int, identity string) {
-	fwd := fmt.Sprintf("-L %d:%s:%d", localEpmdPort, host, config.EpmdPort)
-	ports := []int{}
-	for _, n := range on {
-		ports = append(ports, n.GatewayPort)
+// writeCookie writes the engineer's gateway cookie and its expiry.
+func (s *Server) writeCookie(out *bytes.Buffer, id *Identity) {
+	now := s.now()
+	fmt.Fprintf(out, "\nYour gateway cookie (valid until %s): %s\n", s.opts.Gateway.Expires(now).UTC().Format(time.RFC3339), s.opts.Gateway.Cookie(id.User, now))
+}
+
+// runRecipe serves `recipe [CLUSTER]`: the gateway cookie and the recipe
+// of one cluster, or of every cluster id may reach.
+func (s *Server) runRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, args []string) error {
+	grants := s.cfg.Grants(id.User)
+	clusters := sortedGrants(grants)
+	if len(clusters) == 0 {
+		return errors.New("you may reach no clusters")
 	}
-	sort.Ints(ports)
-	for _, p := range ports {
-		fwd += fmt.Sprintf(" -L %d:%s:%d", p, host, p)
+	switch {
+	case len(args) > 1:
+		return errors.New("usage: recipe [CLUSTER]")
+	case len(args) == 1:
+		if _, ok := grants[args[0]]; !ok {
+			return fmt.Errorf("%q is not a cluster you may reach; your clusters: %s", truncate(args[0], 80), strings.Join(clusters, ", "))
+		}
+		clusters = args
 	}
-	portFlag := ""
-	if sshPort != "22" {
-		portFlag = " -p " + sshPort
+	s.writeCookie(out, id)
+	for _, cl := range clusters {
+		s.writeRecipe(ctx, out, id, cl)
 	}
-	if identity != "" {
-		portFlag += " -i " + identity
+	return nil
+}
+
+// sshTarget is what engineers type after ssh to reach this gateway
+// (user@host [-p port]).
+func (s *Server) sshTarget(ctx ssh.Context, id *Identity) string {
+	host, port := s.bastionAddr(ctx)
+	t := id.User + "@" + host
+	if port != "22" {
+		t += " -p " + port
 	}
-	inetrc := "$HOME/.beamgate-" + host + ".inetrc"
-	fmt.Fprintf(out, "\n1. Forward epmd and the distribution port(s) (leave it running):\n\n")
-	fmt.Fprintf(out, "  ssh -N %s %s@%s%s\n", fwd, user, sshHost, portFlag)
-	fmt.Fprintf(out, "\n2. In another terminal, map %s to your machine and use the forwarded epmd:\n\n", host)
-	fmt.Fprintf(out, "  printf '%%s\\n' '{host, {127,0,0,1}, [%q]}.' '{lookup, [file, native]}.' > %s\n", host, inetrc)
-	fmt.Fprintf(out, "  export ERL_EPMD_PORT=%d ERL_INETRC=%s\n", localEpmdPort, inetrc)
-	// Nodes on one host share its name style; the engineer's node must match.
-	iexName, erlName := "--sname me", "-sname me"
-	if on[0].LongName() {
-		iexName, erlName = "--name me@127.0.0.1", "-name me@127.0.0.1"
+	return t
+}
+
+// writeRecipe writes one cluster's recipe for id.
+func (s *Server) writeRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, cluster string) {
+	l, ok := s.cfg.Layout(cluster)
+	if !ok {
+		return
 	}
-	fmt.Fprintf(out, "\n3. Start a hidden node with your gateway cookie and connect:\n\n")
-	fmt.Fprintf(out, "  iex %s --hidden --cookie %s\n", iexName, cookie)
-	for _, n := range on {
-		fmt.Fprintf(out, "    Node.connect(:%q)\n", n.Name)
+	sshHost, sshPort := s.bastionAddr(ctx)
+	writeRecipe(out, recipe{
+		User: id.User, SSHHost: sshHost, SSHPort: sshPort, Identity: s.opts.RecipeIdentity,
+		Cookie: s.opts.Gateway.Cookie(id.User, s.now()), Layout: l,
+	})
+}
+
+// recipe is what one cluster's recipe is written from.
+type recipe struct {
+	User, SSHHost, SSHPort string
+	Identity               string // -i for ssh, when set
+	Cookie                 string
+	Layout                 config.ClusterLayout
+}
+
+// writeRecipe writes the commands to paste to reach every node of a
+// cluster from one engineer node: one ssh -N carrying every forward, one
+// environment, one erl or iex node that connects to them all. Each host
+// gets its own loopback address (config.Layout), so nodes with the same
+// short name on different hosts stay apart: epmd's PORT_PLEASE2 names
+// only the short name, so the address asked is what tells hosts apart.
+func writeRecipe(out *bytes.Buffer, r recipe) {
+	l := r.Layout
+	nodes := l.Nodes()
+	if len(nodes) == 0 {
+		return
 	}
-	fmt.Fprintf(out, "\n  erl %s -hidden -setcookie %s\n", erlName, cookie)
-	for _, n := range on {
-		fmt.Fprintf(out, "    net_adm:ping('%s').\n", n.Name)
+	fwd := []string{fmt.Sprintf("-L %d:%s:%d", l.EpmdPort, config.HomeHost, l.EpmdPort)}
+	var hostsRC []string
+	for _, h := range l.Hosts {
+		fwd = append(fwd, fmt.Sprintf("-L %s:%d:%s:%d", h.Addr, l.EpmdPort, h.Host, l.EpmdPort))
+		ports := []int{}
+		for _, n := range h.Nodes {
+			ports = append(ports, n.GatewayPort)
+		}
+		sort.Ints(ports)
+		for _, p := range ports {
+			fwd = append(fwd, fmt.Sprintf("-L %s:%d:%s:%d", h.Addr, p, h.Host, p))
+		}
+		hostsRC = append(hostsRC, fmt.Sprintf("'{host, {%s}, [%q]}.'", strings.ReplaceAll(h.Addr, ".", ","), h.Host))
 	}
+	sshArgs := ""
+	if r.SSHPort != "22" {
+		sshArgs = " -p " + r.SSHPort
+	}
+	if r.Identity != "" {
+		sshArgs += " -i " + r.Identity
+	}
+	inetrc := "$HOME/.beamgate-" + l.Cluster + ".inetrc"
+	fmt.Fprintf(out, "\n== Cluster %s: %s on %s ==\n", l.Cluster, plural(len(nodes), "node"), plural(len(l.Hosts), "host"))
+	fmt.Fprintf(out, "\n1. Forward epmd and the distribution ports (leave it running):\n\n")
+	fmt.Fprintf(out, "  ssh -N -o ExitOnForwardFailure=yes %s %s@%s%s\n", strings.Join(fwd, " "), r.User, r.SSHHost, sshArgs)
+	fmt.Fprintf(out, "\n   Each host has its own loopback address, as nodes on different hosts may share a name.\n"+
+		"   Linux needs nothing (it routes all of 127.0.0.0/8). macOS needs an alias per address, once per boot:\n\n")
+	fmt.Fprintf(out, "  for a in %s; do sudo ifconfig lo0 alias $a up; done\n", strings.Join(l.Addrs(), " "))
+	fmt.Fprintf(out, "\n2. In another terminal, map each host to its address and use the forwarded epmd:\n\n")
+	fmt.Fprintf(out, "  printf '%%s\\n' %s '{lookup, [file, native]}.' > %s\n", strings.Join(hostsRC, " "), inetrc)
+	fmt.Fprintf(out, "  export ERL_EPMD_PORT=%d ERL_INETRC=%s\n", l.EpmdPort, inetrc)
+
+	// A cluster's nodes share one name style (config validates it). The
+	// erl and iex nodes get different names, so both can run at once, and
+	// production's operators see whose node it is.
+	erlAlive, iexAlive := engineerAlive(r.User, "erl"), engineerAlive(r.User, "iex")
+	iexName, erlName := "--sname "+iexAlive, "-sname "+erlAlive
+	if nodes[0].LongName() {
+		iexName, erlName = "--name "+iexAlive+"@127.0.0.1", "-name "+erlAlive+"@127.0.0.1"
+	}
+	erlList := make([]string, len(nodes))
+	exList := make([]string, len(nodes))
+	for i, n := range nodes {
+		erlList[i] = "'" + n.Name + "'"
+		exList[i] = fmt.Sprintf(":%q", n.Name)
+	}
+	fmt.Fprintf(out, "\n3. Start your node with your gateway cookie; it connects to all %s, and observer's Nodes menu lists them.\n"+
+		"   -connect_all false keeps it out of the cluster's global sync; production sees it as a hidden node.\n\n", plural(len(nodes), "node"))
+	fmt.Fprintf(out, "  erl %s -connect_all false -setcookie %s -eval \"%s\"\n", erlName, r.Cookie, erlConnectAll(erlList))
+	fmt.Fprintf(out, "\n  iex %s --cookie %s --erl \"-connect_all false\" -e '%s'\n", iexName, r.Cookie, iexConnectAll(exList))
+}
+
+// engineerAlive is the alive name the recipe gives user's node of kind
+// (erl or iex): the user name with what an alive name cannot hold
+// replaced, then the kind.
+func engineerAlive(user, kind string) string {
+	b := []byte(user)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b) + "_" + kind
+}
+
+// erlConnectAll is an erl -eval expression (for a double-quoted shell
+// word) connecting to nodes in parallel and printing what connected.
+func erlConnectAll(nodes []string) string {
+	return fmt.Sprintf(`Ns = [%s], P = self(), [spawn(fun() -> erlang:send(P, {N, net_kernel:connect_node(N)}) end) || N <- Ns], `+
+		`R = [receive {N, X} -> {N, X} end || N <- Ns], `+
+		`io:format(\"beamgate: connected ~p, not connected ~p~n\", [[N || {N, true} <- R], [N || {N, X} <- R, X =/= true]])`,
+		strings.Join(nodes, ", "))
+}
+
+// iexConnectAll is the same for iex -e (a single-quoted shell word).
+func iexConnectAll(nodes []string) string {
+	return fmt.Sprintf(`r = [%s] |> Task.async_stream(&{&1, Node.connect(&1)}, timeout: :infinity) |> Enum.map(fn {:ok, x} -> x end); `+
+		`IO.puts("beamgate: connected #{inspect(for {n, true} <- r, do: n)}, not connected #{inspect(for {n, x} <- r, x != true, do: n)}")`,
+		strings.Join(nodes, ", "))
 }
 
 // bastionAddr is the host and port engineers ssh to: the configured

@@ -160,6 +160,10 @@ func (s *Session) regSend(m dist.Message, c *dist.RegSend) Decision {
 		return s.denied(m, "net_kernel", "only is_auth (net_adm:ping) may reach net_kernel", what)
 	case "rex":
 		return s.rex(m, c)
+	case "global_name_server", "global_group", "global_group_check", "pg":
+		// A visible engineer's node syncing global or pg: joining
+		// production's cluster, in no mode read-only.
+		return s.denied(m, "cluster.membership", fmt.Sprintf("%s messages would make the engineer's node a member of production's cluster; start it with -connect_all false (as the recipe does) or -hidden", name), what)
 	}
 	return s.write(m, "send.registered", fmt.Sprintf("messages to the registered process %s are state changes", name), what)
 }

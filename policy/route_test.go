@@ -271,6 +271,8 @@ func routeCases(c *cast) []routeCase {
 		// REG_SEND to any other name is a state change.
 		{"registered send", Enforce, c.regSend("init", term.Tuple{term.Atom("stop"), term.Atom("stop")}), Deny, "send.registered", false, AnswerNone},
 		{"registered send audit", Audit, c.regSend("init", term.Tuple{term.Atom("stop"), term.Atom("stop")}), AllowWrite, "send.registered", false, AnswerNone},
+		{"global sync, audit mode", Audit, c.regSend("global_name_server", term.Tuple{term.Atom("init_connect"), term.Atom("x")}), Deny, "cluster.membership", false, AnswerNone},
+		{"pg discover", Enforce, c.regSend("pg", term.Tuple{term.Atom("discover"), c.eng}), Deny, "cluster.membership", false, AnswerNone},
 		{"registered gen_call alias tag", Enforce, c.genCall("application_controller", c.eng, c.tag(), term.Atom("which_applications")), Deny, "send.registered", false, AnswerDown},
 		{"registered gen_call plain tag", Enforce, c.genCall("application_controller", c.eng, c.mon, term.Atom("which_applications")), Deny, "send.registered", false, AnswerDown},
 		{"registered gen_call other tag", Enforce, c.genCall("application_controller", c.eng, term.Atom("tag"), term.Atom("which_applications")), Deny, "send.registered", false, AnswerNone},

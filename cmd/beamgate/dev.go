@@ -47,6 +47,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	state := fs.String("state", defaultStateDir(), "state directory (host key, cookies, audit log, generated key)")
 	listen := fs.String("listen", "127.0.0.1:2222", "SSH listen address")
 	gatewayPort := fs.Int("gateway-port", demoGatewayPort, "the demo node's gateway port (the local port engineers forward)")
+	epmdPort := fs.Int("engineer-epmd-port", config.DefaultEngineerEpmdPort, "the local epmd port the recipe has engineers forward (ERL_EPMD_PORT)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	cfgPath := filepath.Join(*state, "beamgate.yaml")
-	if err := writeDevConfig(cfgPath, *listen, *gatewayPort, keys, demo); err != nil {
+	if err := writeDevConfig(cfgPath, *listen, *gatewayPort, *epmdPort, keys, demo); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -190,7 +191,7 @@ func devUserKeys(state string) (keys []string, generated string, err error) {
 
 // writeDevConfig writes the dev configuration. Without a demo node the
 // cluster points at a node nobody runs, so the banner shows it unreachable.
-func writeDevConfig(path, listen string, gatewayPort int, keys []string, demo *demoProduction) error {
+func writeDevConfig(path, listen string, gatewayPort, epmdPort int, keys []string, demo *demoProduction) error {
 	dial := demoIP + ":4369"
 	if demo != nil {
 		dial = net.JoinHostPort(demoIP, strconv.Itoa(demo.epmdPort))
@@ -198,6 +199,7 @@ func writeDevConfig(path, listen string, gatewayPort int, keys []string, demo *d
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by beamgate dev on every start.\n")
 	fmt.Fprintf(&b, "listen: %q\nhost_key: ./ssh_host_ed25519_key\ngateway_secret_file: ./gateway_secret\n", listen)
+	fmt.Fprintf(&b, "engineer_epmd_port: %d\n", epmdPort)
 	fmt.Fprintf(&b, "audit:\n  path: ./audit.jsonl\ncookies:\n  backend: file\n  file: ./cookies.yaml\n")
 	fmt.Fprintf(&b, "clusters:\n  %s:\n    nodes:\n      - name: %s\n        dial: %q\n        gateway_port: %d\n",
 		demoCluster, demoNode, dial, gatewayPort)

@@ -29,13 +29,16 @@ func TestDevRecipe(t *testing.T) {
 	}
 	t.Setenv("HOME", t.TempDir())
 	state := t.TempDir()
-	sshPort, gwPort, epmdLocal := beamtest.FreePort(t), beamtest.FreePort(t), beamtest.FreePort(t)
+	// The recipe binds the engineer's epmd port on 127.0.0.1 and on the
+	// demo host's address 127.77.1.1, and the gateway port on the latter.
+	sshPort := beamtest.FreePort(t)
+	gwPort, epmdLocal := beamtest.FreePortOn(t, "127.0.0.1", "127.77.1.1"), beamtest.FreePortOn(t, "127.0.0.1", "127.77.1.1")
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr beamtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--state", state, "--listen", fmt.Sprintf("127.0.0.1:%d", sshPort),
-			"--gateway-port", strconv.Itoa(gwPort)}, &stdout, &stderr)
+			"--gateway-port", strconv.Itoa(gwPort), "--engineer-epmd-port", strconv.Itoa(epmdLocal)}, &stdout, &stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -64,7 +67,7 @@ func TestDevRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ssh dev: %v", err)
 	}
-	if !regexp.MustCompile(`demo@demo-prod\s+demo\s+` + strconv.Itoa(gwPort) + `\s+readonly \(enforce\)\s+yes`).Match(banner) {
+	if !regexp.MustCompile(`demo@demo-prod\s+demo-prod\s+127\.77\.1\.1:` + strconv.Itoa(gwPort) + `\s+yes`).Match(banner) {
 		t.Fatalf("banner does not show the demo node reachable:\n%s", banner)
 	}
 	// The recipe's ssh -N names the generated key, so it works pasted as
@@ -82,28 +85,22 @@ func TestDevRecipe(t *testing.T) {
 		t.Fatal("banner shows the production cookie")
 	}
 
-	fwd := exec.Command("ssh", append(base, "-N", "-o", "ExitOnForwardFailure=yes",
-		"-L", fmt.Sprintf("%d:demo-prod:4369", epmdLocal), "-L", fmt.Sprintf("%d:demo-prod:%d", gwPort, gwPort), "dev@127.0.0.1")...)
-	var fwdErr beamtest.SyncBuffer
-	fwd.Stderr = &fwdErr
-	if err := fwd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	fwdExited := make(chan struct{})
-	go func() { fwd.Wait(); close(fwdExited) }()
-	t.Cleanup(func() { fwd.Process.Kill(); <-fwdExited })
-	beamtest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", gwPort), fwdExited, fwdErr.String)
-	inetrc := filepath.Join(t.TempDir(), "inetrc")
-	os.WriteFile(inetrc, []byte("{host, {127,0,0,1}, [\"demo-prod\"]}.\n{lookup, [file, native]}.\n"), 0o644)
+	// Follow the printed recipe literally: its ssh -N, printf and export
+	// lines, and its erl line (which connects to every node), plus checks.
+	recipe := string(banner)
+	beamtest.StartRecipeForward(t, beamtest.RecipeLine(t, recipe, "ssh -N"), sshPort, key)
+	home := t.TempDir()
+	env := beamtest.RecipeEnv(t, recipe, home)
 	ectx, ecancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer ecancel()
-	erl := exec.CommandContext(ectx, "erl", "-sname", "me", "-hidden", "-setcookie", strings.TrimSpace(string(cookie)), "-noshell",
-		"-eval", `io:format("~p ~p~n", [net_adm:ping('demo@demo-prod'), rpc:call('demo@demo-prod', erlang, node, [])]), halt().`)
-	erl.Env = append(os.Environ(), "ERL_EPMD_PORT="+strconv.Itoa(epmdLocal), "ERL_INETRC="+inetrc)
-	erl.Dir = t.TempDir()
-	out, err := erl.CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "pong 'demo@demo-prod'" {
-		t.Fatalf("engineer node: %v %s", err, out)
+	out, err := beamtest.RunRecipeErl(t, ectx, beamtest.RecipeLine(t, recipe, "erl "), env, home,
+		`io:format("CHECK node ~p ~p~n", [nodes(), rpc:call('demo@demo-prod', erlang, node, [])]), halt().`)
+	if err != nil || !strings.Contains(out, "beamgate: connected ['demo@demo-prod'], not connected []") ||
+		beamtest.CheckLines(out)["node"] != "['demo@demo-prod'] 'demo@demo-prod'" {
+		t.Fatalf("engineer node following the recipe: %v\n%s", err, out)
+	}
+	if c := strings.TrimSpace(string(cookie)); c == "" || !strings.Contains(recipe, "-setcookie "+c+" ") {
+		t.Errorf("ssh dev cookie (%q) is not the recipe's cookie", c)
 	}
 	if strings.Contains(string(out), prod) || strings.Contains(stderr.String(), prod) {
 		t.Fatal("production cookie leaked")

@@ -65,7 +65,7 @@ func TestDevUserKeysAndConfig(t *testing.T) {
 		t.Errorf("~/.ssh keys: %v %q", keys3, gen3)
 	}
 	cfgPath := filepath.Join(state, "beamgate.yaml")
-	if err := writeDevConfig(cfgPath, "127.0.0.1:2222", 4370, keys3, nil); err != nil {
+	if err := writeDevConfig(cfgPath, "127.0.0.1:2222", 4370, 14369, keys3, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)

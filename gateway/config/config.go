@@ -37,7 +37,7 @@ const (
 	DefaultHandshakeTimeout         = 10 * time.Second
 	DefaultIdleTimeout              = 30 * time.Minute
 	DefaultKeepaliveInterval        = 30 * time.Second
-	DefaultMaxChannelsPerConnection = 16
+	DefaultMaxChannelsPerConnection = 64
 	DefaultMaxConnectionsPerUser    = 8
 	DefaultMaxSessionsPerTarget     = 64
 	DefaultCookieWindow             = 24 * time.Hour
@@ -55,7 +55,10 @@ type Config struct {
 	// EngineerEpmdPort is the local port engineers forward to the epmd
 	// face (ssh -L PORT:host:4369, ERL_EPMD_PORT=PORT). It appears in the
 	// recipe, and NAMES answers carry it: OTP checks that port.
-	EngineerEpmdPort int                 `yaml:"engineer_epmd_port"`
+	EngineerEpmdPort int `yaml:"engineer_epmd_port"`
+	// EngineerLoopback is the /16 the recipe takes per-host loopback
+	// addresses from (DefaultEngineerLoopback); see Layout.
+	EngineerLoopback string              `yaml:"engineer_loopback"`
 	Audit            AuditConfig         `yaml:"audit"`
 	Cookies          CookiesConfig       `yaml:"cookies"`
 	Clusters         map[string]*Cluster `yaml:"clusters"`
@@ -248,6 +251,9 @@ func (c *Config) resolve(dir string) {
 	if c.EngineerEpmdPort == 0 {
 		c.EngineerEpmdPort = DefaultEngineerEpmdPort
 	}
+	if c.EngineerLoopback == "" {
+		c.EngineerLoopback = DefaultEngineerLoopback
+	}
 	if c.CookieWindow == 0 {
 		c.CookieWindow = DefaultCookieWindow
 	}
@@ -324,6 +330,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateLimits(bad)
 	c.validateClusters(bad)
+	c.validateLayout(bad)
 	c.validateRoles(bad)
 	c.validateUsers(bad)
 	return errors.Join(errs...)

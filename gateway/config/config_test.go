@@ -25,7 +25,7 @@ func TestConfigExample(t *testing.T) {
 	}
 	l := cfg.Limits
 	if l.HandshakeTimeout != 10*time.Second || l.IdleTimeout != 30*time.Minute || l.KeepaliveInterval != 30*time.Second ||
-		l.MaxChannelsPerConnection != 16 || l.MaxConnectionsPerUser != 8 || l.MaxSessionsPerTarget != 64 || cfg.CookieWindow != 24*time.Hour {
+		l.MaxChannelsPerConnection != 64 || l.MaxConnectionsPerUser != 8 || l.MaxSessionsPerTarget != 64 || cfg.CookieWindow != 24*time.Hour {
 		t.Errorf("defaults: %+v window %v", l, cfg.CookieWindow)
 	}
 	nodes := cfg.Reachable("alice")
@@ -101,6 +101,19 @@ func TestConfigErrors(t *testing.T) {
 			"limits.idle_timeout", "positive duration"},
 		{"unknown limit", func(s string) string { return s + "limits:\n  max_chanels: 3\n" },
 			"max_chanels", "not found"},
+		{"gateway port is an engineer epmd port", func(s string) string { return strings.Replace(s, "gateway_port: 4370", "gateway_port: 14369", 1) },
+			"gateway_port", "local epmd ports"},
+		{"reserved host", func(s string) string { return strings.Replace(s, "prismatic@prod-01", "prismatic@beamgate", 1) },
+			"nodes[0].name", "reserved"},
+		{"mixed name styles", func(s string) string {
+			return strings.Replace(s, "        gateway_port: 4370\n", "        gateway_port: 4370\n      - {name: p2@prod-02.example.com, dial: 10.0.0.6, gateway_port: 4370}\n", 1)
+		}, "nodes[1].name", "mixes short and long names"},
+		{"bad loopback", func(s string) string { return s + "engineer_loopback: 10.0.0.0/16\n" },
+			"engineer_loopback", "inside 127.0.0.0/8"},
+		{"loopback holding 127.0.0.1", func(s string) string { return s + "engineer_loopback: 127.0.0.0/16\n" },
+			"engineer_loopback", "127.0.1.1"},
+		{"too few channels", func(s string) string { return s + "limits:\n  max_channels_per_connection: 4\n" },
+			"limits.max_channels_per_connection", "at least 5"},
 		{"no roles", func(s string) string { return strings.Replace(s, "    roles: [observer]\n", "", 1) },
 			"users.alice.roles: missing", "at least one role"},
 	} {

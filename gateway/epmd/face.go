@@ -49,6 +49,11 @@ type Face struct {
 	Lookup func(alive string) (port uint16, ok bool)
 	// Names lists the nodes the engineer may reach on this host. Nil means none.
 	Names func() []NameEntry
+	// Register, if set, decides an ALIVE2_REQ: false answers with a
+	// non-zero result, which erl reports as its name being in use. The
+	// release it returns is called once the registration ends. Nil accepts
+	// every registration.
+	Register func(req *Alive2Req) (release func(), ok bool)
 	// Observe, if set, is told about each request and how it was answered
 	// (for the audit log), before the answer is written. Outcome is one of
 	// the Outcome* constants.
@@ -84,6 +89,24 @@ func (f *Face) Serve(ctx context.Context, conn net.Conn) error {
 	req, err := ReadRequest(conn)
 	if err != nil {
 		return f.fail(ctx, "read request", err)
+	}
+	var release func()
+	if a, ok := req.(*Alive2Req); ok && f.Register != nil {
+		var accepted bool
+		if release, accepted = f.Register(a); !accepted {
+			answer, _, err := encodeAnswer(alive2Refusal(a), OutcomeRefused)
+			f.observe(req, OutcomeRefused)
+			if err == nil {
+				_, err = conn.Write(answer)
+			}
+			if err != nil {
+				return f.fail(ctx, "refuse registration", err)
+			}
+			return nil
+		}
+		if release != nil {
+			defer release()
+		}
 	}
 	answer, outcome, err := f.answer(req)
 	f.observe(req, outcome)
@@ -157,6 +180,15 @@ func (f *Face) answer(req Request) (answer []byte, outcome string, err error) {
 		return nil, OutcomeRefused, nil
 	}
 	return nil, OutcomeError, fmt.Errorf("%w: %v", ErrUnknownRequest, req)
+}
+
+// alive2Refusal is the answer to a registration the face refuses, in the
+// version the node asked for.
+func alive2Refusal(req *Alive2Req) Response {
+	if req.HighestVersion >= 6 {
+		return &Alive2XResp{Result: 1}
+	}
+	return &Alive2Resp{Result: 1}
 }
 
 func encodeAnswer(resp Response, outcome string) ([]byte, string, error) {

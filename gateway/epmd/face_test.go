@@ -198,6 +198,28 @@ func TestFaceAlive2(t *testing.T) {
 			t.Fatalf("client read = %v, want EOF", err)
 		}
 	})
+	t.Run("Register refuses and releases", func(t *testing.T) {
+		taken, released := false, 0
+		f := &Face{Register: func(req *Alive2Req) (func(), bool) {
+			if taken {
+				return nil, false
+			}
+			taken = true
+			return func() { released++ }, true
+		}}
+		client, resp, done := aliveSession(t, context.Background(), f, unhex(t, capturedAlive2Req))
+		if r, ok := resp.(*Alive2XResp); !ok || r.Result != 0 {
+			t.Fatalf("first registration: %#v", resp)
+		}
+		answer, err := serveClient(t, f, unhex(t, capturedAlive2Req))
+		if err != nil || !bytes.Equal(answer, []byte{'v', 1, 0, 0, 0, 0}) {
+			t.Fatalf("second registration: %v, answer %x; want ALIVE2_X_RESP result 1", err, answer)
+		}
+		client.Close()
+		if err := <-done; err != nil || released != 1 {
+			t.Fatalf("Serve = %v, released %d times", err, released)
+		}
+	})
 	t.Run("broken random source", func(t *testing.T) {
 		f := &Face{Rand: bytes.NewReader(make([]byte, 64))}
 		answer, err := serveClient(t, f, unhex(t, capturedAlive2Req))

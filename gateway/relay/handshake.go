@@ -116,7 +116,14 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 	if err != nil {
 		return nil, refuse("handshake.random", "no randomness for the challenge", err)
 	}
-	if err := acc.SendChallenge(handshake.Challenge{Flags: prodFlags, Challenge: engChallenge, Creation: pch.Creation, Name: s.target.Name}); err != nil {
+	// Production's PUBLISHED goes to the engineer only: the engineer's
+	// node (started visible, with -connect_all false, as the recipe says)
+	// then lists production in nodes() and observer's Nodes menu, while
+	// production, which never sees the bit, keeps the connection hidden
+	// and out of its cluster. The policy refuses the global and pg
+	// messages a visible node's cluster sync would send.
+	toEngineer := prodFlags | pch.Flags&handshake.Published
+	if err := acc.SendChallenge(handshake.Challenge{Flags: toEngineer, Challenge: engChallenge, Creation: pch.Creation, Name: s.target.Name}); err != nil {
 		return nil, refuse("handshake.engineer", "sending the challenge to the engineer: "+err.Error(), err)
 	}
 	reply, err := acc.RecvChallengeReply()

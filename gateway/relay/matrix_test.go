@@ -249,9 +249,16 @@ func TestRelayClearsUnknownFlags(t *testing.T) {
 	}
 	for i := range 2 {
 		for side, f := range map[string]handshake.Flags{"production": toProd[i], "engineer": toEng[i]} {
-			if extra := f &^ handshake.Relayable; extra != 0 {
+			allowed := handshake.Relayable
+			if side == "engineer" {
+				allowed |= handshake.Published // production's, so nodes() lists it there
+			}
+			if extra := f &^ allowed; extra != 0 {
 				t.Errorf("session %d: the relay announced %v to %s", i+1, extra, side)
 			}
+		}
+		if toEng[i]&handshake.Published == 0 {
+			t.Errorf("session %d: production's PUBLISHED did not reach the engineer", i+1)
 		}
 	}
 	got := map[string]string{}
