@@ -23,18 +23,12 @@ import (
 	"beamgate/cookies"
 	"beamgate/gateway"
 	"beamgate/gateway/config"
-	"beamgate/gateway/epmd"
 
-	"go.uber.org/zap"
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// The demo production node beamgate dev starts when erl is installed.
+// The demo cluster beamgate dev starts when erl is installed (demo.go).
 const (
-	demoNode        = "demo@demo-prod"
-	demoAlive       = "demo"
-	demoHost        = "demo-prod"
-	demoIP          = "127.0.0.2"
 	demoCluster     = "demo"
 	demoGatewayPort = 4370
 	demoStartWait   = 30 * time.Second
@@ -46,7 +40,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	state := fs.String("state", defaultStateDir(), "state directory (host key, cookies, audit log, generated key)")
 	listen := fs.String("listen", "127.0.0.1:2222", "SSH listen address")
-	gatewayPort := fs.Int("gateway-port", demoGatewayPort, "the demo node's gateway port (the local port engineers forward)")
+	gatewayPort := fs.Int("gateway-port", demoGatewayPort, "the first demo node's gateway port (the local port engineers forward); node N gets PORT+N")
 	epmdPort := fs.Int("engineer-epmd-port", config.DefaultEngineerEpmdPort, "the local epmd port the recipe has engineers forward (ERL_EPMD_PORT)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,19 +70,19 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	// The demo production node, when erl is installed.
-	var demo *demoProduction
+	// The demo production cluster, when erl is installed.
+	var demo *demoSet
 	if _, err := exec.LookPath("erl"); err == nil {
 		if _, err := exec.LookPath("epmd"); err == nil {
 			demo, err = startDemo(ctx, *state, log)
 			if err != nil {
-				return fmt.Errorf("demo node: %w", err)
+				return fmt.Errorf("demo cluster: %w", err)
 			}
 			defer demo.stop()
 		}
 	}
 	if demo == nil {
-		fmt.Fprintln(stderr, "beamgate dev: erl not found; running without a demo production node")
+		fmt.Fprintln(stderr, "beamgate dev: erl not found; running without demo production nodes")
 	}
 
 	cfgPath := filepath.Join(*state, "beamgate.yaml")
@@ -111,10 +105,10 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		identity = " -i " + generated
 	}
 	if demo != nil {
-		fmt.Fprintf(stdout, "beamgate dev: demo production node %s on %s (epmd port %d, production cookie kept in %s)\n",
-			demoNode, demoIP, demo.epmdPort, filepath.Join(*state, "cookies.yaml"))
+		fmt.Fprintf(stdout, "beamgate dev: demo cluster %s: %s (production cookie kept in %s)\n",
+			demoCluster, demo.describe(), filepath.Join(*state, "cookies.yaml"))
 		fmt.Fprintf(stdout, "\nTo see your recipe to observe it:\n\n  ssh%s -p %s dev@127.0.0.1\n\n", identity, port)
-		fmt.Fprintf(stdout, "(The recipe maps %s to 127.0.0.1 through ERL_INETRC; nothing to install.)\n", demoHost)
+		fmt.Fprintf(stdout, "(The recipe maps the demo hosts to loopback addresses through ERL_INETRC; nothing to install on Linux.)\n")
 	} else {
 		fmt.Fprintf(stdout, "\nLog in: ssh%s -p %s dev@127.0.0.1\n", identity, port)
 	}
@@ -191,18 +185,22 @@ func devUserKeys(state string) (keys []string, generated string, err error) {
 
 // writeDevConfig writes the dev configuration. Without a demo node the
 // cluster points at a node nobody runs, so the banner shows it unreachable.
-func writeDevConfig(path, listen string, gatewayPort, epmdPort int, keys []string, demo *demoProduction) error {
-	dial := demoIP + ":4369"
-	if demo != nil {
-		dial = net.JoinHostPort(demoIP, strconv.Itoa(demo.epmdPort))
-	}
+func writeDevConfig(path, listen string, gatewayPort, epmdPort int, keys []string, demo *demoSet) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by beamgate dev on every start.\n")
 	fmt.Fprintf(&b, "listen: %q\nhost_key: ./ssh_host_ed25519_key\ngateway_secret_file: ./gateway_secret\n", listen)
 	fmt.Fprintf(&b, "engineer_epmd_port: %d\n", epmdPort)
 	fmt.Fprintf(&b, "audit:\n  path: ./audit.jsonl\ncookies:\n  backend: file\n  file: ./cookies.yaml\n")
-	fmt.Fprintf(&b, "clusters:\n  %s:\n    nodes:\n      - name: %s\n        dial: %q\n        gateway_port: %d\n",
-		demoCluster, demoNode, dial, gatewayPort)
+	fmt.Fprintf(&b, "clusters:\n  %s:\n    nodes:\n", demoCluster)
+	for i, n := range demoNodes {
+		// Without a demo cluster the nodes point at an epmd nobody runs,
+		// so the banner shows them unreachable.
+		dial := n.ip + ":4369"
+		if demo != nil {
+			dial = net.JoinHostPort(n.ip, strconv.Itoa(demo.epmdPorts[n.ip]))
+		}
+		fmt.Fprintf(&b, "      - name: %s\n        dial: %q\n        gateway_port: %d\n", n.name, dial, gatewayPort+i)
+	}
 	fmt.Fprintf(&b, "users:\n  dev:\n    keys:\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "      - %q\n", k)
@@ -225,93 +223,6 @@ func randomCookie() string {
 	b := make([]byte, 20)
 	rand.Read(b)
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-}
-
-// demoProduction is the local demo node and its private epmd.
-type demoProduction struct {
-	epmdPort int
-	epmd     *exec.Cmd
-	node     *exec.Cmd
-	log      *zap.Logger
-}
-
-// startDemo starts a private epmd on demoIP and the demo node bound to
-// demoIP with a random production cookie, written to the state's cookie
-// store and to the node's own ~/.erlang.cookie (never on a command line).
-func startDemo(ctx context.Context, state string, log *zap.Logger) (*demoProduction, error) {
-	d := &demoProduction{log: log}
-	port, err := freePort(demoIP)
-	if err != nil {
-		return nil, err
-	}
-	d.epmdPort = port
-	d.epmd = exec.Command("epmd", "-port", strconv.Itoa(port))
-	d.epmd.Env = append(os.Environ(), "ERL_EPMD_ADDRESS="+demoIP)
-	d.epmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.epmd.Start(); err != nil {
-		return nil, err
-	}
-
-	cookie := randomCookie()
-	if err := cookies.WriteFile(filepath.Join(state, "cookies.yaml"), map[string]string{demoCluster: cookie}); err != nil {
-		d.stop()
-		return nil, err
-	}
-	home := filepath.Join(state, "demo-home")
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		d.stop()
-		return nil, err
-	}
-	cookieFile := filepath.Join(home, ".erlang.cookie")
-	os.Remove(cookieFile)
-	if err := os.WriteFile(cookieFile, []byte(cookie), 0o400); err != nil {
-		d.stop()
-		return nil, err
-	}
-	d.node = exec.Command("erl", "-noshell", "-sname", demoNode,
-		"-kernel", "inet_dist_use_interface", "{127,0,0,2}")
-	d.node.Env = append(os.Environ(), "HOME="+home, "ERL_EPMD_PORT="+strconv.Itoa(port))
-	d.node.Dir = home
-	d.node.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.node.Start(); err != nil {
-		d.stop()
-		return nil, err
-	}
-	// Wait until the node registered with its epmd.
-	deadline := time.Now().Add(demoStartWait)
-	for {
-		lctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := epmd.LookupPort(lctx, net.JoinHostPort(demoIP, strconv.Itoa(port)), demoAlive)
-		cancel()
-		if err == nil {
-			return d, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			d.stop()
-			return nil, fmt.Errorf("%s did not register with epmd on %s:%d: %v", demoNode, demoIP, port, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// stop ends the demo node and its epmd: SIGTERM to each child's process
-// group, then SIGKILL after childStopWait.
-func (d *demoProduction) stop() {
-	for _, c := range []*exec.Cmd{d.node, d.epmd} {
-		if c == nil || c.Process == nil {
-			continue
-		}
-		pgid := c.Process.Pid
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(childStopWait):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-done
-		}
-	}
 }
 
 func freePort(ip string) (int, error) {

@@ -20,7 +20,7 @@ import (
 
 // TestDevRecipe runs beamgate dev, logs in with the key it generated, and
 // follows the printed recipe with a real ssh -N -L and a hidden erl node
-// that pings and reads from the demo production node.
+// that connects to every node of the demo cluster and reads from each.
 func TestDevRecipe(t *testing.T) {
 	for _, b := range []string{"erl", "epmd", "ssh"} {
 		if _, err := exec.LookPath(b); err != nil {
@@ -30,9 +30,11 @@ func TestDevRecipe(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	state := t.TempDir()
 	// The recipe binds the engineer's epmd port on 127.0.0.1 and on the
-	// demo host's address 127.77.1.1, and the gateway port on the latter.
+	// demo hosts' addresses 127.77.1.1 and .2, and the gateway ports
+	// (PORT, PORT+1, PORT+2) on the latter.
 	sshPort := beamtest.FreePort(t)
-	gwPort, epmdLocal := beamtest.FreePortOn(t, "127.0.0.1", "127.77.1.1"), beamtest.FreePortOn(t, "127.0.0.1", "127.77.1.1")
+	addrs := []string{"127.0.0.1", "127.77.1.1", "127.77.1.2"}
+	gwPort, epmdLocal := beamtest.FreePortOn(t, addrs...), beamtest.FreePortOn(t, addrs...)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr beamtest.SyncBuffer
 	done := make(chan int, 1)
@@ -67,8 +69,14 @@ func TestDevRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ssh dev: %v", err)
 	}
-	if !regexp.MustCompile(`demo@demo-prod\s+demo-prod\s+127\.77\.1\.1:` + strconv.Itoa(gwPort) + `\s+yes`).Match(banner) {
-		t.Fatalf("banner does not show the demo node reachable:\n%s", banner)
+	for _, re := range []string{
+		`demo@demo-prod-1\s+demo-prod-1\s+127\.77\.1\.1:` + strconv.Itoa(gwPort) + `\s+yes`,
+		`demo@demo-prod-2\s+demo-prod-2\s+127\.77\.1\.2:` + strconv.Itoa(gwPort+1) + `\s+yes`,
+		`worker@demo-prod-2\s+demo-prod-2\s+127\.77\.1\.2:` + strconv.Itoa(gwPort+2) + `\s+yes`,
+	} {
+		if !regexp.MustCompile(re).Match(banner) {
+			t.Fatalf("banner does not show the demo nodes reachable (%s):\n%s", re, banner)
+		}
 	}
 	// The recipe's ssh -N names the generated key, so it works pasted as
 	// printed.
@@ -94,10 +102,10 @@ func TestDevRecipe(t *testing.T) {
 	ectx, ecancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer ecancel()
 	out, err := beamtest.RunRecipeErl(t, ectx, beamtest.RecipeLine(t, recipe, "erl "), env, home,
-		`io:format("CHECK node ~p ~p~n", [nodes(), rpc:call('demo@demo-prod', erlang, node, [])]), halt().`)
-	if err != nil || !strings.Contains(out, "beamgate: connected ['demo@demo-prod'], not connected []") ||
-		beamtest.CheckLines(out)["node"] != "['demo@demo-prod'] 'demo@demo-prod'" {
-		t.Fatalf("engineer node following the recipe: %v\n%s", err, out)
+		`io:format("CHECK node ~w~n", [[rpc:call(N, erlang, node, []) || N <- lists:sort(nodes())]]), halt().`)
+	if err != nil || !strings.Contains(out, "beamgate: connected ['demo@demo-prod-1','demo@demo-prod-2','worker@demo-prod-2'], not connected []") ||
+		beamtest.CheckLines(out)["node"] != "['demo@demo-prod-1','demo@demo-prod-2','worker@demo-prod-2']" {
+		t.Fatalf("engineer node following the recipe: %v\n%s\n%q", err, out, beamtest.CheckLines(out))
 	}
 	if c := strings.TrimSpace(string(cookie)); c == "" || !strings.Contains(recipe, "-setcookie "+c+" ") {
 		t.Errorf("ssh dev cookie (%q) is not the recipe's cookie", c)

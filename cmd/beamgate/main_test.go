@@ -72,7 +72,7 @@ func TestDevUserKeysAndConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dev config: %v", err)
 	}
-	if n := cfg.Reachable("dev"); len(n) != 1 || n[0].Name != demoNode {
+	if n := cfg.Reachable("dev"); len(n) != len(demoNodes) || n[0].Name != demoNodes[0].name {
 		t.Errorf("dev reaches %v", n)
 	}
 	if fi, err := os.Stat(filepath.Join(state, "cookies.yaml")); err != nil || fi.Mode().Perm() != 0o600 {
