@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -263,4 +264,79 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatalf("%q: %v", s, err)
 	}
 	return n
+}
+
+// plantCulprit registers culprit_hog on one node, holding far more heap
+// than any other process of the test nodes.
+const plantCulprit = `
+Parent = self(),
+Hog = spawn(fun() -> register(culprit_hog, self()), L = lists:seq(1, 1000000),
+    Parent ! {self(), ready}, receive stop -> length(L) end end),
+receive {Hog, ready} -> ok end,
+ok.
+`
+
+// TestClusterTop: a cluster-wide top over four real nodes names a
+// culprit planted on one of them with its NODE, --json carries the node
+// on every row, and a killed node is reported down while the others are
+// still shown.
+func TestClusterTop(t *testing.T) {
+	c := startClusterEnv(t)
+	if got := c.nodes["worker@prod-a"].Eval(t, plantCulprit); got != "ok" {
+		t.Fatalf("plant: %s", got)
+	}
+	start := time.Now()
+	r := c.ssh("alice", c.aliceK, nil, "top", "atlas", "--by", "memory", "-n", "5")
+	t.Logf("cluster top over 4 nodes: %v\n%s", time.Since(start).Round(time.Millisecond), r.stdout)
+	if r.code != 0 {
+		t.Fatalf("top atlas: exit %d\n%s%s\naudit:\n%s", r.code, r.stdout, r.stderr, c.auditLog())
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 3 || !strings.Contains(lines[0], "across 4 of 4 nodes of atlas") || !strings.HasPrefix(lines[1], "NODE") {
+		t.Fatalf("top atlas:\n%s", r.stdout)
+	}
+	if f := strings.Fields(lines[2]); len(f) < 3 || f[0] != "worker@prod-a" || f[2] != "culprit_hog" {
+		t.Errorf("first row is not worker@prod-a's culprit_hog:\n%s", r.stdout)
+	}
+
+	r = c.ssh("alice", c.aliceK, nil, "top", "atlas", "-n", "20", "--json")
+	var res struct {
+		Nodes []struct {
+			Node string `json:"node"`
+			OK   bool   `json:"ok"`
+		} `json:"nodes"`
+		Rows []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res.Nodes) != 4 || len(res.Rows) != 20 {
+		t.Fatalf("top atlas --json (%v):\n%s", err, r.stdout)
+	}
+	seen := map[string]bool{}
+	for _, row := range res.Rows {
+		n, _ := row["node"].(string)
+		if !slices.Contains(c.names, n) {
+			t.Errorf("row without a cluster node: %v", row)
+		}
+		seen[n] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("20 rows from %d node(s) only", len(seen))
+	}
+
+	c.nodes["cache@prod-b"].Kill()
+	r = c.ssh("alice", c.aliceK, nil, "top", "atlas", "--by", "memory", "-n", "5")
+	if r.code != 2 || !strings.Contains(r.stdout, "across 3 of 4 nodes") || !strings.Contains(r.stdout, "down: cache@prod-b: ") ||
+		!strings.Contains(r.stdout, "culprit_hog") {
+		t.Errorf("top with a node killed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = c.ssh("alice", c.aliceK, nil, "apps", "atlas")
+	if r.code != 1 || !strings.Contains(r.stderr, "apps takes one NODE, not a cluster") {
+		t.Errorf("apps atlas: exit %d\n%s", r.code, r.stderr)
+	}
+	log := c.waitAudit(`"op":"top atlas --by memory -n 5"`, `"event":"view"`)
+	for _, n := range c.names {
+		if !strings.Contains(log, `"target":"`+n+`"`) {
+			t.Errorf("no audit record for a view call on %s", n)
+		}
+	}
+	noCookie(t, log, r.stdout, r.stderr)
 }

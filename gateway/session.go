@@ -478,7 +478,7 @@ func engineerAlive(user, kind string) string {
 func erlConnectAll(nodes []string) string {
 	return fmt.Sprintf(`Ns = [%s], P = self(), [spawn(fun() -> erlang:send(P, {N, net_kernel:connect_node(N)}) end) || N <- Ns], `+
 		`R = [receive {N, X} -> {N, X} end || N <- Ns], `+
-		`io:format(\"beamgate: connected ~p, not connected ~p~n\", [[N || {N, true} <- R], [N || {N, X} <- R, X =/= true]])`,
+		`io:format(\"beamgate: connected ~w, not connected ~w~n\", [[N || {N, true} <- R], [N || {N, X} <- R, X =/= true]])`,
 		strings.Join(nodes, ", "))
 }
 

@@ -70,7 +70,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	}
 
 	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
-		return refuse(ruleViewUsage, fmt.Sprintf("usage: %s NODE [flags]; run help for the flags", args[0]))
+		return refuse(ruleViewUsage, fmt.Sprintf("usage: %s NODE|CLUSTER [flags]; run help for the flags", args[0]))
 	}
 	reachable := s.cfg.Reachable(id.User)
 	for _, n := range reachable {
@@ -79,6 +79,9 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		}
 	}
 	if node == nil {
+		if _, ok := s.cfg.Grants(id.User)[args[1]]; ok {
+			return s.runClusterView(ctx, run, id, args, ch, pty)
+		}
 		names := make([]string, len(reachable))
 		for i, n := range reachable {
 			names[i] = n.Name
@@ -87,7 +90,11 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		if len(names) > 0 {
 			list = strings.Join(names, ", ")
 		}
-		return refuse(ruleViewNode, fmt.Sprintf("%q is not a node you may reach; your nodes: %s", truncate(args[1], 80), list))
+		clusters := strings.Join(sortedGrants(s.cfg.Grants(id.User)), ", ")
+		if clusters == "" {
+			clusters = "none"
+		}
+		return refuse(ruleViewNode, fmt.Sprintf("%q is not a node or cluster you may reach; your nodes: %s; your clusters: %s", truncate(args[1], 80), list, clusters))
 	}
 	flags := args[2:]
 	watch := hasFlag(flags, "watch")
@@ -108,25 +115,13 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		writeErr(ch, pty, auditUnavailable+"\n")
 		return 1
 	}
-	conn := &viewConn{
-		node:    node,
-		name:    viewNodeName(s.opts.ViewHost),
-		cookies: s.opts.Cookies,
-	}
+	conn, caller := s.viewCaller(ctx, id, node, grant)
 	defer conn.Close()
-	caller := views.NewPolicedCaller(conn, views.PolicedConfig{
-		Profile: grant.Profile, Mode: grant.Mode, Known: s.opts.Relay.KnownAtoms(node.Name),
-		Engineer: conn.name, Target: node.Name,
-		Audit: s.opts.Audit, User: id.User, Cluster: node.Cluster, Session: sessionOf(ctx),
-	})
 
 	run, cancel := context.WithCancel(run)
 	defer cancel()
 	go readKeys(ch, pty, cancel)
-	var out io.Writer = ch
-	if pty && !(watch && !hasFlag(flags, "json")) { // Watch draws with CRLF itself
-		out = &crlfWriter{w: ch}
-	}
+	out := viewOut(ch, pty, flags)
 	s.log.Info("view", zap.String("user", id.User), zap.String("node", node.Name), zap.String("command", truncate(cmdline, 128)))
 	err := views.Run(run, caller, append([]string{args[0]}, flags...), out)
 	if err == nil || run.Err() != nil {
@@ -134,6 +129,133 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	}
 	writeErr(ch, pty, "beamgate: "+conn.scrub(err.Error())+"\n")
 	return 1
+}
+
+// viewCaller connects a view to node: the hidden-node client behind the
+// engineer's policy and the audit log.
+func (s *Server) viewCaller(ctx ssh.Context, id *Identity, node *config.Node, grant config.Grant) (*viewConn, *views.PolicedCaller) {
+	conn := &viewConn{
+		node:    node,
+		name:    viewNodeName(s.opts.ViewHost),
+		cookies: s.opts.Cookies,
+	}
+	return conn, views.NewPolicedCaller(conn, views.PolicedConfig{
+		Profile: grant.Profile, Mode: grant.Mode, Known: s.opts.Relay.KnownAtoms(node.Name),
+		Engineer: conn.name, Target: node.Name,
+		Audit: s.opts.Audit, User: id.User, Cluster: node.Cluster, Session: sessionOf(ctx),
+	})
+}
+
+// viewOut is where a view writes: the channel, with CRLF line ends in a
+// PTY (a text --watch draws with CRLF itself).
+func viewOut(ch gossh.Channel, pty bool, flags []string) io.Writer {
+	if pty && !(hasFlag(flags, "watch") && !hasFlag(flags, "json")) {
+		return &crlfWriter{w: ch}
+	}
+	return ch
+}
+
+// runClusterView runs a view on every node of a cluster (args[1]) id
+// may reach, at most limits.cluster_view_parallel nodes at once, and
+// writes one merged result with a NODE column. Each node's calls are
+// policed and audited as a single-node view's are; a node that is down
+// or times out is reported and the others are still shown (exit status
+// 2 when some failed, 1 when all did).
+func (s *Server) runClusterView(ctx ssh.Context, run context.Context, id *Identity, args []string, ch gossh.Channel, pty bool) uint32 {
+	cluster := args[1]
+	cmdline := strings.Join(args, " ")
+	record := func(decision audit.Decision, rule, reason string) *audit.Record {
+		r := s.record(ctx, id, audit.EventCommand, decision, reason)
+		r.Op = truncate(cmdline, 128)
+		r.Rule = rule
+		r.Cluster = cluster
+		return r
+	}
+	refuse := func(rule, msg string) uint32 {
+		s.aud.Record(ctx, audit.After, record(audit.DecisionDeny, rule, msg))
+		writeErr(ch, pty, fmt.Sprintf("beamgate: %s refused (rule %s): %s\n", args[0], rule, msg))
+		return 1
+	}
+	if !slices.Contains(views.ClusterCommands, args[0]) {
+		return refuse(ruleViewUsage, fmt.Sprintf("%s takes one NODE, not a cluster; cluster-wide: %s", args[0], strings.Join(views.ClusterCommands, ", ")))
+	}
+	flags := args[2:]
+	if hasFlag(flags, "watch") && !pty && !hasFlag(flags, "json") {
+		return refuse(ruleViewPTY, "--watch redraws the screen and needs a terminal: run it with ssh -t (or add --json for one line per refresh)")
+	}
+	if s.opts.Cookies == nil {
+		return refuse(ruleViewDisabled, "views are not configured on this gateway")
+	}
+	var nodes []*config.Node
+	for _, n := range s.cfg.Reachable(id.User) {
+		if n.Cluster == cluster {
+			nodes = append(nodes, n)
+		}
+	}
+	for _, n := range nodes {
+		release, ok := s.views.Acquire(id.User, n.Name)
+		if !ok {
+			return refuse(ruleViewLimit, fmt.Sprintf("you already run a view on %s; one view runs per user per node", n.Name))
+		}
+		defer release()
+	}
+	if err := s.aud.Record(ctx, audit.Gate, record(audit.DecisionAllow, "", "")); err != nil {
+		writeErr(ch, pty, auditUnavailable+"\n")
+		return 1
+	}
+	grant := s.cfg.Grants(id.User)[cluster]
+	members := make([]views.Member, len(nodes))
+	conns := make([]*viewConn, len(nodes))
+	for i, n := range nodes {
+		conn, caller := s.viewCaller(ctx, id, n, grant)
+		defer conn.Close()
+		conns[i] = conn
+		members[i] = views.Member{Node: n.Name, Caller: caller}
+	}
+
+	run, cancel := context.WithCancel(run)
+	defer cancel()
+	go readKeys(ch, pty, cancel)
+	// Node errors land in the output: every cookie any connection used
+	// is scrubbed from it.
+	out := &scrubWriter{w: viewOut(ch, pty, flags), conns: conns}
+	s.log.Info("cluster view", zap.String("user", id.User), zap.String("cluster", cluster), zap.Int("nodes", len(nodes)), zap.String("command", truncate(cmdline, 128)))
+	err := views.RunCluster(run, members, views.ClusterOptions{Cluster: cluster, Parallel: s.cfg.Limits.ClusterViewParallel},
+		append([]string{args[0]}, flags...), out)
+	var partial *views.PartialError
+	switch {
+	case err == nil || run.Err() != nil:
+		return 0
+	case errors.As(err, &partial):
+		return 2 // the output lists the nodes that failed
+	}
+	var allFailed *views.AllFailedError
+	if errors.As(err, &allFailed) {
+		return 1
+	}
+	writeErr(ch, pty, "beamgate: "+out.scrub(err.Error())+"\n")
+	return 1
+}
+
+// scrubWriter removes every production cookie conns used from what it
+// writes. A view writes each rendering in one Write.
+type scrubWriter struct {
+	w     io.Writer
+	conns []*viewConn
+}
+
+func (s *scrubWriter) scrub(text string) string {
+	for _, c := range s.conns {
+		text = c.scrub(text)
+	}
+	return text
+}
+
+func (s *scrubWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(s.w, s.scrub(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // hasFlag reports whether args set the flag name (-name, --name, with or

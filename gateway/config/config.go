@@ -40,6 +40,7 @@ const (
 	DefaultMaxChannelsPerConnection = 64
 	DefaultMaxConnectionsPerUser    = 8
 	DefaultMaxSessionsPerTarget     = 64
+	DefaultClusterViewParallel      = 4
 	DefaultCookieWindow             = 24 * time.Hour
 	DefaultEngineerEpmdPort         = 14369
 )
@@ -166,6 +167,9 @@ type Limits struct {
 	MaxChannelsPerConnection int           `yaml:"max_channels_per_connection"`
 	MaxConnectionsPerUser    int           `yaml:"max_connections_per_user"`
 	MaxSessionsPerTarget     int           `yaml:"max_sessions_per_target"`
+	// ClusterViewParallel bounds how many nodes a cluster-wide view
+	// (ssh bastion top CLUSTER) visits at once.
+	ClusterViewParallel int `yaml:"cluster_view_parallel"`
 }
 
 // Error is one validation problem: the key path, what is wrong, and
@@ -279,6 +283,7 @@ func (c *Config) resolve(dir string) {
 	setInt(&l.MaxChannelsPerConnection, DefaultMaxChannelsPerConnection)
 	setInt(&l.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	setInt(&l.MaxSessionsPerTarget, DefaultMaxSessionsPerTarget)
+	setInt(&l.ClusterViewParallel, DefaultClusterViewParallel)
 }
 
 // isPolicyPath mirrors policy.Load: a name with a path separator or a YAML
@@ -420,6 +425,7 @@ func (c *Config) validateLimits(bad func(key, problem, fix string)) {
 		{"limits.max_channels_per_connection", l.MaxChannelsPerConnection},
 		{"limits.max_connections_per_user", l.MaxConnectionsPerUser},
 		{"limits.max_sessions_per_target", l.MaxSessionsPerTarget},
+		{"limits.cluster_view_parallel", l.ClusterViewParallel},
 	} {
 		if n.v < 1 || n.v > 1<<16 {
 			bad(n.key, fmt.Sprintf("%d is out of range", n.v), "use a count between 1 and 65536 (omit the key for the default)")

@@ -48,6 +48,11 @@ func Help() string {
         recon:bin_leak), so it shows what is referenced, not what would leak
   help
 
+top, ets, stats and binaries also take a CLUSTER instead of a NODE: they
+visit every node of it you may reach (4 at once), rank across them with a
+NODE column, and list a node that is down or times out under the table
+(exit status 2) while still showing the others.
+
 Every command takes --json (one JSON object per line, for tools) and
 --watch 2s (redraw in place, as top does; intervals under 1s are refused).
 Every call a view makes is checked by your role's policy and audited.
