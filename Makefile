@@ -94,6 +94,10 @@ matrix: ## OTP 25/27/29 + Elixir interop through the relay, then through ssh -N 
 bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewrites docs/benchmarks.md (~2 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestBench -timeout 60m -v ./internal/bench/
 
+.PHONY: bench-cluster
+bench-cluster: ## whole-cluster recipe: ssh -N to every node connected (4 and 16 real nodes), connect-all vs direct, cluster top vs one node (~1 min)
+	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestClusterTimings -timeout 20m -v ./gateway/
+
 .PHONY: bench-checkpoint bench-verify
 bench-checkpoint: ## what signed audit checkpoints add to a relayed rpc:call (1h vs 10s vs 1s interval, alternated); rewrites its section of docs/benchmarks.md (~9 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestAuditCheckpointCost -timeout 60m -v ./internal/bench/

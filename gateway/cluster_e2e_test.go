@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +28,11 @@ type clusterEnv struct {
 	home  string                          // the engineer's $HOME
 }
 
+// clusterNode is one node of a test cluster and its host's address.
+type clusterNode struct{ name, ip string }
+
 // atlasNodes are the cluster's nodes: name and loopback host address.
-var atlasNodes = []struct{ name, ip string }{
+var atlasNodes = []clusterNode{
 	{"app@prod-a", "127.0.0.2"},
 	{"worker@prod-a", "127.0.0.2"},
 	{"app@prod-b", "127.0.0.3"},
@@ -41,26 +45,41 @@ var atlasAddrs = []string{"127.77.1.1", "127.77.1.2"}
 
 func startClusterEnv(t *testing.T) *clusterEnv {
 	t.Helper()
+	return startClusterOf(t, atlasNodes, atlasAddrs)
+}
+
+// startClusterOf starts cluster atlas of nodes, whose hosts the recipe
+// lays out on addrs (127.77.1.1, ... in order of first appearance). Nodes
+// on one host get distinct gateway ports; the same ports repeat across
+// hosts, as they may.
+func startClusterOf(t *testing.T, nodes []clusterNode, addrs []string) *clusterEnv {
+	t.Helper()
 	beamtest.RequireErl(t)
 	epmds := map[string]int{}
-	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
-		epmds[ip] = beamtest.StartEpmdOn(t, ip)
-	}
-	// Gateway ports: the local ports engineers bind on the hosts'
-	// addresses; app@prod-a and app@prod-b share one, as hosts may.
-	free := append([]string{"127.0.0.1"}, atlasAddrs...)
-	ep := beamtest.FreePortOn(t, free...)
-	var ports []int
-	for len(ports) < 3 {
-		if p := beamtest.FreePortOn(t, free...); p != ep && !slices.Contains(ports, p) {
-			ports = append(ports, p)
+	perHost := map[string]int{} // nodes so far on each host
+	for _, n := range nodes {
+		if _, ok := epmds[n.ip]; !ok {
+			epmds[n.ip] = beamtest.StartEpmdOn(t, n.ip)
 		}
 	}
-	gp := map[string]int{"app@prod-a": ports[0], "worker@prod-a": ports[1], "app@prod-b": ports[0], "cache@prod-b": ports[2]}
+	free := append([]string{"127.0.0.1"}, addrs...)
+	ep := beamtest.FreePortOn(t, free...)
+	var ports []int
+	gp := map[string]int{}
+	for _, n := range nodes {
+		i := perHost[n.ip]
+		perHost[n.ip]++
+		for len(ports) <= i {
+			if p := beamtest.FreePortOn(t, free...); p != ep && !slices.Contains(ports, p) {
+				ports = append(ports, p)
+			}
+		}
+		gp[n.name] = ports[i]
+	}
 
 	var yaml strings.Builder
 	yaml.WriteString("  atlas:\n    nodes:\n")
-	for _, n := range atlasNodes {
+	for _, n := range nodes {
 		fmt.Fprintf(&yaml, "      - name: %s\n        dial: %s:%d\n        gateway_port: %d\n", n.name, n.ip, epmds[n.ip], gp[n.name])
 	}
 	e := startGateway(t, envOptions{
@@ -71,10 +90,23 @@ func startClusterEnv(t *testing.T) *clusterEnv {
 		extraYAML:    fmt.Sprintf("engineer_epmd_port: %d\n", ep),
 	})
 	c := &clusterEnv{gatewayEnv: e, nodes: map[string]*beamtest.Production{}, home: t.TempDir()}
-	for _, n := range atlasNodes {
-		c.nodes[n.name] = beamtest.StartProduction(t, beamtest.Options{
-			Name: n.name, Cookie: prodCookie, BindIP: n.ip, EpmdPort: epmds[n.ip],
-		})
+	started := make([]*beamtest.Production, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started[i] = beamtest.StartProduction(t, beamtest.Options{
+				Name: n.name, Cookie: prodCookie, BindIP: n.ip, EpmdPort: epmds[n.ip],
+			})
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i, n := range nodes {
+		c.nodes[n.name] = started[i]
 		c.names = append(c.names, n.name)
 	}
 	slices.Sort(c.names)

@@ -4,8 +4,8 @@ package gateway
 // a real production node of one OTP release, this package's SSH server with
 // the real relay in front of it, the real OpenSSH client's `ssh -N -L`, and
 // a real engineer node of another release following the banner's recipe
-// (ERL_EPMD_PORT at the forwarded epmd, ERL_INETRC mapping the node host to
-// 127.0.0.1, the gateway cookie). gateway/relay's TestMatrix runs the same
+// (its ssh -N, ERL_EPMD_PORT and ERL_INETRC, a visible node with
+// -connect_all false, the gateway cookie). gateway/relay's TestMatrix runs the same
 // cells against the relay alone, without SSH.
 //
 // OTP 27 and 29 run in chroots from internal/otp; like TestMatrix this
@@ -88,21 +88,34 @@ func startSSHCell(t *testing.T, prodErl string, eng beamtest.Options) *sshCell {
 	prod := beamtest.StartProduction(t, beamtest.Options{
 		Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd, Erl: prodErl,
 	})
-	epmdLocal, gwPort := beamtest.FreePort(t), beamtest.FreePort(t)
+	// prismatic is the second cluster by name: its recipe uses
+	// engineer_epmd_port + 1 and host address 127.77.2.1.
+	free := []string{"127.0.0.1", "127.77.2.1"}
+	epmdLocal, gwPort := beamtest.FreePortOn(t, free...), beamtest.FreePortOn(t, free...)
 	e := startGateway(t, envOptions{
 		dial:        "127.0.0.2:" + strconv.Itoa(prodEpmd),
 		gatewayPort: gwPort,
 		realRelay:   true,
-		extraYAML:   fmt.Sprintf("engineer_epmd_port: %d\n", epmdLocal),
+		extraYAML:   fmt.Sprintf("engineer_epmd_port: %d\n", epmdLocal-1),
 	})
-	e.forward("alice", e.aliceK, []string{
-		fmt.Sprintf("%d:prod-01:4369", epmdLocal),
-		fmt.Sprintf("%d:prod-01:%d", gwPort, gwPort),
-	}, epmdLocal)
-	eng.Name, eng.Hidden = "eng@localhost", true
+	// Follow the recipe as printed: its forwards and environment, and a
+	// visible engineer node with -connect_all false.
+	r := e.ssh("alice", e.aliceK, nil, "recipe", "prismatic")
+	if r.code != 0 {
+		t.Fatalf("recipe: exit %d %s", r.code, r.stderr)
+	}
+	port, _ := strconv.Atoi(e.port)
+	beamtest.StartRecipeForward(t, beamtest.RecipeLine(t, r.stdout, "ssh -N"), port, e.aliceK)
+	env := beamtest.RecipeEnv(t, r.stdout, t.TempDir())
+	eng.Name = "alice_erl@localhost"
+	eng.ExtraArgs = []string{"-connect_all", "false"}
+	if eng.Kind == beamtest.KindElixir {
+		eng.Name = "alice_iex@localhost"
+		eng.ExtraArgs = []string{"--erl", "-connect_all false"}
+	}
 	eng.Cookie = e.gw.Cookie("alice", time.Now())
 	eng.EpmdPort = epmdLocal
-	eng.Inetrc = beamtest.WriteInetrc(t, map[string]string{"prod-01": "127.0.0.1"})
+	eng.Env = env
 	return &sshCell{gatewayEnv: e, prod: prod, eng: beamtest.Start(t, eng)}
 }
 
@@ -122,6 +135,14 @@ func (c *sshCell) check(t *testing.T, prodRelease string) {
 	before := c.prod.Snapshot(t)
 	if got := c.evalP(t, "net_adm:ping(P)"); got != "pong" {
 		t.Fatalf("ping through ssh -L and beamgate = %s\naudit log:\n%s", got, c.auditLog())
+	}
+	// Visible on the engineer's side (observer's Nodes menu), hidden on
+	// production's.
+	if got := c.evalP(t, "nodes()"); got != "["+matrixProdAtom+"]" {
+		t.Errorf("engineer's nodes() = %s, want production", got)
+	}
+	if got := c.prod.Eval(t, "{nodes(), length(nodes(hidden))}"); got != "{[],1}" {
+		t.Errorf("production's {nodes(), length(nodes(hidden))} = %s, want {[],1}", got)
 	}
 	// What production itself answers, to compare the engineer's view with.
 	sysInfoKeys := c.prod.Eval(t, "lists:sort(proplists:get_keys(observer_backend:sys_info()))")
@@ -174,6 +195,9 @@ func (c *sshCell) check(t *testing.T, prodRelease string) {
 		t.Errorf("production changed:\nbefore %s\nafter  %s", before, after)
 	}
 	c.waitDenied(t, "ets.write", 2)
+	if strings.Contains(c.auditLog(), "cluster.membership") {
+		t.Errorf("an engineer started with -connect_all false sent cluster sync messages")
+	}
 	for where, text := range map[string]string{"engineer output": c.eng.Output(), "audit log": c.auditLog()} {
 		if strings.Contains(text, prodCookie) {
 			t.Errorf("the production cookie appears in the %s", where)
