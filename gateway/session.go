@@ -253,7 +253,6 @@ func (s *Server) writeNodes(ctx context.Context, out *bytes.Buffer, id *Identity
 		if g.Profile != nil {
 			pol = g.Profile.Name
 		}
-		l, _ := s.cfg.Layout(cl)
 		up := 0
 		for _, r := range in {
 			if r.reachable {
@@ -276,9 +275,6 @@ func (s *Server) writeNodes(ctx context.Context, out *bytes.Buffer, id *Identity
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.node.Name, r.node.Host, net.JoinHostPort(loc.Addr, strconv.Itoa(loc.DistPort)), reach)
 		}
 		tw.Flush()
-		if len(l.Hosts) > 0 {
-			fmt.Fprintf(out, "  (your node's epmd: ERL_EPMD_PORT=%d)\n", l.EpmdPort)
-		}
 	}
 	return rows
 }
@@ -457,7 +453,8 @@ func writeRecipe(out *bytes.Buffer, r recipe) {
 	fmt.Fprintf(out, "\n3. Start your node with your gateway cookie; it connects to all %s, and observer's Nodes menu lists them.\n"+
 		"   -connect_all false keeps it out of the cluster's global sync; production sees it as a hidden node.\n\n", plural(len(nodes), "node"))
 	fmt.Fprintf(out, "  erl %s -connect_all false -setcookie %s -eval \"%s\"\n", erlName, r.Cookie, erlConnectAll(erlList))
-	fmt.Fprintf(out, "\n  iex %s --cookie %s --erl \"-connect_all false\" -e '%s'\n", iexName, r.Cookie, iexConnectAll(exList))
+	fmt.Fprintf(out, "\n  or, in Elixir:\n\n  iex %s --cookie %s --erl \"-connect_all false\" -e '%s'\n", iexName, r.Cookie, iexConnectAll(exList))
+	fmt.Fprintf(out, "\n4. Then observer:start(). (iex: :observer.start()) and pick a node in its Nodes menu, or rpc:multicall(nodes(), M, F, A).\n")
 }
 
 // engineerAlive is the alive name the recipe gives user's node of kind
