@@ -155,6 +155,9 @@ io:format("CHECK select ~p~n", [[rpc:call(N, erlang, node, []) || N <- Menu, N =
 {Res, Bad} = rpc:multicall(Prod, erlang, node, []),
 io:format("CHECK multicall ~p ~p~n", [lists:sort(Res), Bad]),
 io:format("CHECK erpc ~w~n", [lists:sort(erpc:multicall(Prod, erlang, node, []))]),
+process_flag(trap_exit, true),
+io:format("CHECK etop ~w~n", [[begin C = spawn_link(N, observer_backend, etop_collect, [self()]),
+    receive {C, Info} -> element(1, Info) after 10000 -> timeout end end || N <- Prod]]),
 T0 = erlang:monotonic_time(millisecond),
 W = [rpc:call(N, ets, insert, [beamgate_orders, {9, evil, 1}], 5000) || N <- Prod],
 io:format("CHECK writes ~p ~p~n", [length([x || {badrpc, {'EXIT', {beamgate_denied, _, _}}} <- W]), erlang:monotonic_time(millisecond) - T0]),
@@ -197,6 +200,7 @@ func TestClusterRecipeErl(t *testing.T) {
 		"select":    "['app@prod-a','app@prod-b','cache@prod-b','worker@prod-a']",
 		"multicall": list + " []",
 		"erpc":      "[{ok,'app@prod-a'},{ok,'app@prod-b'},{ok,'cache@prod-b'},{ok,'worker@prod-a'}]",
+		"etop":      "[etop_info,etop_info,etop_info,etop_info]",
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q\n%s", k, got[k], v, text)
