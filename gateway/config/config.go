@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ const (
 	DefaultMaxConnectionsPerUser    = 8
 	DefaultMaxSessionsPerTarget     = 64
 	DefaultClusterViewParallel      = 4
+	DefaultViewsPerNode             = 4
 	DefaultCookieWindow             = 24 * time.Hour
 	DefaultEngineerEpmdPort         = 14369
 )
@@ -170,6 +172,9 @@ type Limits struct {
 	// ClusterViewParallel bounds how many nodes a cluster-wide view
 	// (ssh bastion top CLUSTER) visits at once.
 	ClusterViewParallel int `yaml:"cluster_view_parallel"`
+	// ViewsPerNode bounds the text views one user runs at once on one
+	// node (a top --watch and an info side by side).
+	ViewsPerNode int `yaml:"views_per_node"`
 }
 
 // Error is one validation problem: the key path, what is wrong, and
@@ -213,6 +218,18 @@ func Load(path string) (*Config, error) {
 // Parse parses and validates configuration YAML; relative paths are
 // resolved against dir.
 func Parse(data []byte, dir string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%w (the form of each key is in configs/beamgate.example.yaml)", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, errors.New("empty configuration; start from configs/beamgate.example.yaml")
+	}
+	// Unknown keys first, by key path and with the nearest valid key:
+	// yaml.v3 would name a Go type.
+	if err := checkKeys(&doc, reflect.TypeFor[Config]()); err != nil {
+		return nil, err
+	}
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -220,7 +237,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty configuration; start from configs/beamgate.example.yaml")
 		}
-		return nil, fmt.Errorf("%w (keys are listed in configs/beamgate.example.yaml)", err)
+		return nil, typeErrors(err, &doc)
 	}
 	cfg.resolve(dir)
 	if err := cfg.Validate(); err != nil {
@@ -284,6 +301,7 @@ func (c *Config) resolve(dir string) {
 	setInt(&l.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	setInt(&l.MaxSessionsPerTarget, DefaultMaxSessionsPerTarget)
 	setInt(&l.ClusterViewParallel, DefaultClusterViewParallel)
+	setInt(&l.ViewsPerNode, DefaultViewsPerNode)
 }
 
 // isPolicyPath mirrors policy.Load: a name with a path separator or a YAML
@@ -426,6 +444,7 @@ func (c *Config) validateLimits(bad func(key, problem, fix string)) {
 		{"limits.max_connections_per_user", l.MaxConnectionsPerUser},
 		{"limits.max_sessions_per_target", l.MaxSessionsPerTarget},
 		{"limits.cluster_view_parallel", l.ClusterViewParallel},
+		{"limits.views_per_node", l.ViewsPerNode},
 	} {
 		if n.v < 1 || n.v > 1<<16 {
 			bad(n.key, fmt.Sprintf("%d is out of range", n.v), "use a count between 1 and 65536 (omit the key for the default)")
