@@ -59,8 +59,13 @@ race: ## go test -race, every test (real BEAM nodes included), in each module
 		echo "== $$m: go test -race -count=1 -timeout 30m ./..."; (cd $$m && CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...); \
 	done
 
-build: ## build ./cmd/beamgate into ./bin/beamgate
-	$(GO) build -o bin/beamgate ./cmd/beamgate
+# The version `beamgate version` prints: the commit (and -dirty) when
+# built from a git checkout. Without it, beamgate reads Go's own VCS stamp
+# (go install; not go run, nor GOFLAGS=-buildvcs=false).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
+build: ## build ./cmd/beamgate into ./bin/beamgate, stamped with VERSION (the git commit)
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/beamgate ./cmd/beamgate
 
 # Fuzz targets are found by grepping each package's _test.go files for
 # `func FuzzX(`, so packages without one (cookies/vaulttest) are not built.

@@ -15,15 +15,56 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// version is set at link time (-ldflags "-X main.version=...").
-var version = "dev"
+// version is set at link time (-ldflags "-X main.version=..."); without
+// it, versionString reads the module version and VCS stamp Go records.
+var version = ""
+
+// versionString is version, else the build's module version and VCS
+// revision (go build and go install stamp them; go run does not).
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return v + ", no VCS stamp (built with go run or -buildvcs=false)"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified {
+		rev += "-dirty"
+	}
+	return fmt.Sprintf("%s commit %s (%s)", v, rev, at)
+}
 
 // shutdownGrace bounds a graceful shutdown after SIGINT/SIGTERM.
 const shutdownGrace = 10 * time.Second
@@ -39,7 +80,8 @@ commands:
                                   revoke USER everywhere (live sessions end) and rotate their clusters' cookies
   audit [verify | tail [-f] [-n N] [--from-seq N]] [--config FILE | --file PATH] [filters] [--json]
                                   query, verify or follow the audit log (beamgate audit help)
-  version                         print the version
+  version                         print the version (module version, commit)
+  help [COMMAND]                  this list, or COMMAND's flags (as COMMAND --help)
 `
 
 func main() {
@@ -68,9 +110,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "audit":
 		err = auditCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "beamgate %s (%s)\n", version, runtime.Version())
+		fmt.Fprintf(stdout, "beamgate %s (%s)\n", versionString(), runtime.Version())
 		return 0
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			// help COMMAND is COMMAND --help.
+			return run(ctx, append(append([]string{}, args[1:]...), "--help"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:

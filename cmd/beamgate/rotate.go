@@ -25,6 +25,9 @@ import (
 func cookieCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "rotate" {
 		fmt.Fprint(stderr, "usage: beamgate cookie rotate --config FILE --cluster NAME\n")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+			return flag.ErrHelp
+		}
 		return errors.New("unknown cookie subcommand")
 	}
 	fs := flag.NewFlagSet("cookie rotate", flag.ContinueOnError)
