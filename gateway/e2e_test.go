@@ -376,6 +376,23 @@ func TestSSHKeyLoginBanner(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "cookie") {
 		t.Errorf("ssh alice help: exit %d\n%s", r.code, r.stdout)
 	}
+	for _, h := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"help", "top"}, "top NODE [--by", 0},
+		{[]string{"top", "--help"}, "also takes a CLUSTER", 0},
+		{[]string{"info", "-h"}, "info NODE PID|NAME", 0},
+		{[]string{"recipe", "--help"}, "recipe [CLUSTER]", 0},
+		{[]string{"help", "cookie"}, "cookie: print your gateway cookie", 0},
+		{[]string{"help", "nope"}, `no command "nope"`, 1},
+	} {
+		r := e.ssh("alice", e.aliceK, nil, h.args...)
+		if r.code != h.code || !strings.Contains(r.stdout+r.stderr, h.want) {
+			t.Errorf("ssh alice %v: exit %d, want %d and %q:\n%s%s", h.args, r.code, h.code, h.want, r.stdout, r.stderr)
+		}
+	}
 	r = e.ssh("alice", e.aliceK, nil, "sh")
 	if r.code != 1 || !strings.Contains(r.stderr, "not a shell") || !strings.Contains(r.stderr, "cookie") {
 		t.Errorf("ssh alice sh: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)

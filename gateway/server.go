@@ -113,7 +113,7 @@ type Server struct {
 	running   sync.WaitGroup           // supervisors and channel handlers (see track)
 	rev       revocationState
 	perTarget map[string]int // relay sessions per node name
-	views     *views.Limiter // one running view per user per node
+	views     *views.Limiter // running views per user per node (limits.views_per_node)
 	closers   []func() error // the server's own background work (the revocation watcher), stopped by Close and Shutdown
 }
 
@@ -150,7 +150,7 @@ func NewServer(o Options) (*Server, error) {
 		perUser:   map[string]int{},
 		live:      map[*connState]*Identity{},
 		perTarget: map[string]int{},
-		views:     views.NewLimiter(),
+		views:     views.NewLimiter(o.Config.Limits.ViewsPerNode),
 		aud:       audit.Writer{Sink: o.Audit, Log: o.Log, Timeout: auditTimeout},
 	}
 	if s.opts.ViewHost == "" {

@@ -138,7 +138,11 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 // runCommand writes the output of one session command and returns its
 // exit status. run ends when the channel closes.
 func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.ServerConn, id *Identity, cmd string, ch gossh.Channel, pty bool) uint32 {
-	if args := strings.Fields(cmd); len(args) > 0 && isViewCommand(args[0]) {
+	args := strings.Fields(cmd)
+	if topic, ok := helpTopic(args); ok {
+		return s.runHelp(ctx, id, cmd, topic, ch, pty)
+	}
+	if len(args) > 0 && isViewCommand(args[0]) {
 		return s.runView(ctx, run, id, args, ch, pty)
 	}
 	var out bytes.Buffer
@@ -151,8 +155,6 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 		fmt.Fprintln(&out, s.opts.Gateway.Cookie(id.User, s.now()))
 	case "nodes":
 		s.writeNodes(ctx, &out, id)
-	case "help":
-		writeHelp(&out)
 	default:
 		if args := strings.Fields(cmd); len(args) > 0 && args[0] == "recipe" {
 			if err := s.runRecipe(ctx, &out, id, args[1:]); err != nil {
@@ -188,6 +190,67 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 		w = ch.Stderr().Write
 	}
 	w(b)
+	return status
+}
+
+// helpTopic recognises `help COMMAND`, `COMMAND --help` and `COMMAND -h`
+// and returns COMMAND ("" for plain help).
+func helpTopic(args []string) (string, bool) {
+	switch {
+	case len(args) == 0:
+		return "", false
+	case args[0] == "help" || args[0] == "--help" || args[0] == "-h":
+		if len(args) > 1 {
+			return args[1], true
+		}
+		return "", true
+	}
+	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "--help" || a == "-h" || a == "-help" {
+			return args[0], true
+		}
+	}
+	return "", false
+}
+
+// runHelp writes help for topic (every command when ""), audited.
+func (s *Server) runHelp(ctx ssh.Context, id *Identity, cmd, topic string, ch gossh.Channel, pty bool) uint32 {
+	var out bytes.Buffer
+	status := uint32(0)
+	switch {
+	case topic == "":
+		writeHelp(&out)
+	case isViewCommand(topic):
+		out.WriteString(views.CommandHelp(topic))
+	default:
+		found := false
+		for _, c := range sessionCommands {
+			if c.name == topic && c.name != "" {
+				fmt.Fprintf(&out, "%s: %s\n", c.name, c.help)
+				found = true
+			}
+		}
+		if !found {
+			status = 1
+			fmt.Fprintf(&out, "beamgate: no command %q\n\n", truncate(topic, 80))
+			writeHelp(&out)
+		}
+	}
+	r := s.record(ctx, id, audit.EventExec, audit.DecisionAllow, "")
+	r.Op = truncate(cmd, 128)
+	s.aud.Record(ctx, audit.After, r)
+	b := out.Bytes()
+	if pty {
+		b = bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
+	}
+	if status != 0 {
+		ch.Stderr().Write(b)
+	} else {
+		ch.Write(b)
+	}
 	return status
 }
 

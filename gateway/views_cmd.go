@@ -40,7 +40,7 @@ const (
 	ruleViewUsage    = "view.usage"
 	ruleViewNode     = "view.node_not_granted"
 	ruleViewPTY      = "view.watch_needs_pty"
-	ruleViewLimit    = "view.one_per_user_per_node"
+	ruleViewLimit    = "view.per_user_per_node"
 	ruleViewDisabled = "view.unavailable"
 )
 
@@ -106,7 +106,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	}
 	release, ok := s.views.Acquire(id.User, node.Name)
 	if !ok {
-		return refuse(ruleViewLimit, fmt.Sprintf("you already run a view on %s; one view runs per user per node", node.Name))
+		return refuse(ruleViewLimit, fmt.Sprintf("you already run %d views on %s (limits.views_per_node); stop one first", s.views.Max(), node.Name))
 	}
 	defer release()
 
@@ -195,7 +195,7 @@ func (s *Server) runClusterView(ctx ssh.Context, run context.Context, id *Identi
 	for _, n := range nodes {
 		release, ok := s.views.Acquire(id.User, n.Name)
 		if !ok {
-			return refuse(ruleViewLimit, fmt.Sprintf("you already run a view on %s; one view runs per user per node", n.Name))
+			return refuse(ruleViewLimit, fmt.Sprintf("you already run %d views on %s (limits.views_per_node); stop one first", s.views.Max(), n.Name))
 		}
 		defer release()
 	}

@@ -41,6 +41,13 @@ ok.
 
 func startViewEnv(t *testing.T) *viewEnv {
 	t.Helper()
+	return startViewEnvWith(t, "")
+}
+
+// startViewEnvWith is startViewEnv with extraYAML added to the
+// gateway's configuration.
+func startViewEnvWith(t *testing.T, extraYAML string) *viewEnv {
+	t.Helper()
 	beamtest.RequireErl(t)
 	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
 	prod := beamtest.StartProduction(t, beamtest.Options{
@@ -52,6 +59,7 @@ func startViewEnv(t *testing.T) *viewEnv {
 	e := startGateway(t, envOptions{
 		dial:      net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)),
 		realRelay: true,
+		extraYAML: extraYAML,
 	})
 	return &viewEnv{gatewayEnv: e, prod: prod}
 }
@@ -218,7 +226,7 @@ func TestViewsThroughSSH(t *testing.T) {
 			if r.code == 0 {
 				break
 			}
-			if !strings.Contains(r.stderr, "view.one_per_user_per_node") || time.Now().After(deadline) {
+			if !strings.Contains(r.stderr, "view.per_user_per_node") || time.Now().After(deadline) {
 				t.Fatalf("view after the watch's ssh was killed: exit %d %q", r.code, r.stderr)
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -247,12 +255,13 @@ func TestViewsThroughSSH(t *testing.T) {
 
 // TestViewsWatchInTmux runs top --watch 1s through a real ssh -t in a
 // tmux pane, captures the screen twice and shows it redrawn in place with
-// a later refresh and a longer mailbox. While it runs, a second view by
-// the same user on the same node is refused; Ctrl-C ends the watch and
-// frees the slot.
+// a later refresh and a longer mailbox. While it runs, the same user runs
+// a second view on the same node (limits.views_per_node is 2 here); a
+// third is refused while two watches run; Ctrl-C ends the watch and frees
+// its slot.
 func TestViewsWatchInTmux(t *testing.T) {
 	beamtest.RequireTmux(t)
-	e := startViewEnv(t)
+	e := startViewEnvWith(t, "limits:\n  views_per_node: 2\n")
 	args := append([]string{"ssh", "-t"}, e.sshArgs("alice", e.aliceK)...)
 	args = append(args, "top", viewNode, "--by", "message_queue_len", "-n", "5", "--watch", "1s")
 	cmdline := strings.Join(args, " ") + "; echo ssh-exited-$?; sleep 60"
@@ -278,12 +287,27 @@ func TestViewsWatchInTmux(t *testing.T) {
 		t.Errorf("mailbox_hog's queue did not grow between captures: %d then %d", q1, q2)
 	}
 
-	// One view per user per node: a second one is refused while the
-	// watch runs.
-	r := e.ssh("alice", e.aliceK, nil, "stats", viewNode)
-	if r.code != 1 || !strings.Contains(r.stderr, "view.one_per_user_per_node") {
-		t.Errorf("second concurrent view: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	// Two views at once: stats runs beside the watch.
+	if r := e.ssh("alice", e.aliceK, nil, "stats", viewNode); r.code != 0 {
+		t.Errorf("a second view beside the watch: exit %d\n%s", r.code, r.stderr)
 	}
+	// A second watch (JSON lines, no PTY) takes the other slot; a third
+	// view is then refused, naming the limit.
+	w2 := exec.Command("ssh", append(e.sshArgs("alice", e.aliceK), "stats", viewNode, "--watch", "1s", "--json")...)
+	w2out, _ := w2.StdoutPipe()
+	if err := w2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w2.Process.Kill(); w2.Wait() })
+	if !bufio.NewScanner(w2out).Scan() {
+		t.Fatal("the second watch printed nothing")
+	}
+	r := e.ssh("alice", e.aliceK, nil, "stats", viewNode)
+	if r.code != 1 || !strings.Contains(r.stderr, "view.per_user_per_node") || !strings.Contains(r.stderr, "you already run 2 views") {
+		t.Errorf("third concurrent view: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	w2.Process.Kill()
+	w2.Wait()
 
 	// Ctrl-C (a byte through the PTY) ends the watch and ssh exits 0.
 	tm.SendKeys("C-c")
@@ -296,6 +320,6 @@ func TestViewsWatchInTmux(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("view after the watch ended: exit %d\n%s", r.code, r.stderr)
 	}
-	log := e.waitAudit(`"op":"top prismatic@prod-01 --by message_queue_len -n 5 --watch 1s"`, `"rule":"view.one_per_user_per_node"`)
+	log := e.waitAudit(`"op":"top prismatic@prod-01 --by message_queue_len -n 5 --watch 1s"`, `"rule":"view.per_user_per_node"`)
 	noCookie(t, first, second, last, r.stdout, r.stderr, log)
 }

@@ -16,6 +16,6 @@
 // back to one call per process. The work per view is
 // bounded: each call reads one process with bounded concurrency, the
 // number of processes sampled and rows returned are capped, watch
-// intervals under a second are refused and a Limiter keeps one view
+// intervals under a second are refused and a Limiter bounds the views
 // running per user and node.
 package views

@@ -2,35 +2,52 @@ package views
 
 import "sync"
 
-// Limiter allows one running view per user per node, so that one
-// engineer cannot stack views (or watches) on a production node.
+// DefaultViewsPerNode is how many views one user may run at once on one
+// node when NewLimiter is given no limit.
+const DefaultViewsPerNode = 4
+
+// Limiter bounds the views one user runs at once on one node, so that one
+// engineer cannot stack views (or watches) on a production node. Each
+// view's own work is bounded as well (MaxInFlight, MaxSampled).
 type Limiter struct {
+	max     int
 	mu      sync.Mutex
-	running map[limiterKey]struct{}
+	running map[limiterKey]int
 }
 
 type limiterKey struct{ user, node string }
 
-// NewLimiter returns an empty Limiter.
-func NewLimiter() *Limiter { return &Limiter{running: map[limiterKey]struct{}{}} }
+// NewLimiter returns a Limiter allowing perNode views per user per node
+// (DefaultViewsPerNode when perNode <= 0).
+func NewLimiter(perNode int) *Limiter {
+	if perNode <= 0 {
+		perNode = DefaultViewsPerNode
+	}
+	return &Limiter{max: perNode, running: map[limiterKey]int{}}
+}
 
-// Acquire claims the user's view slot on node. It reports false when the
-// user already runs a view there; otherwise release frees the slot (it
-// may be called more than once).
+// Max is the views a user may run at once on one node.
+func (l *Limiter) Max() int { return l.max }
+
+// Acquire claims one of the user's view slots on node. It reports false
+// when the user already runs Max views there; otherwise release frees the
+// slot (it may be called more than once).
 func (l *Limiter) Acquire(user, node string) (release func(), ok bool) {
 	k := limiterKey{user, node}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, busy := l.running[k]; busy {
+	if l.running[k] >= l.max {
 		return func() {}, false
 	}
-	l.running[k] = struct{}{}
+	l.running[k]++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			l.mu.Lock()
-			delete(l.running, k)
-			l.mu.Unlock()
+			defer l.mu.Unlock()
+			if l.running[k]--; l.running[k] <= 0 {
+				delete(l.running, k)
+			}
 		})
 	}, true
 }

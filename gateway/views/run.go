@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,8 +59,35 @@ Every command takes --json (one JSON object per line, for tools) and
 Every call a view makes is checked by your role's policy and audited.
 Work per view is bounded: each call reads one process, at most 32 calls
 are in flight, at most 200000 processes are sampled and 100 rows shown;
-one view runs per user per node.
+at most 4 views run per user per node (limits.views_per_node).
 `
+}
+
+// CommandHelp is Help's entry for one command (its usage line and
+// description, and the flags every command takes), or "" for an unknown
+// command.
+func CommandHelp(cmd string) string {
+	lines := strings.Split(Help(), "\n")
+	var b strings.Builder
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if !strings.HasPrefix(l, "  "+cmd+" ") && l != "  "+cmd {
+			continue
+		}
+		b.WriteString(l + "\n")
+		for i++; i < len(lines) && strings.HasPrefix(lines[i], "        "); i++ {
+			b.WriteString(lines[i] + "\n")
+		}
+		break
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	if slices.Contains(ClusterCommands, cmd) {
+		b.WriteString("\n" + cmd + " also takes a CLUSTER instead of a NODE: every node of it you may reach, ranked\ntogether with a NODE column; a node that is down is listed and the others shown (exit 2).\n")
+	}
+	b.WriteString("\nEvery view takes --json (one JSON object per line) and --watch INTERVAL (at least 1s;\nneeds ssh -t unless --json). Every call it makes is checked by your role's policy and audited.\n")
+	return b.String()
 }
 
 type runFlags struct {

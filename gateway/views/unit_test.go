@@ -178,13 +178,17 @@ func TestPolicedCallerAtomBudget(t *testing.T) {
 }
 
 func TestLimiter(t *testing.T) {
-	l := NewLimiter()
+	l := NewLimiter(2)
 	rel, ok := l.Acquire("alice", "prod@a")
 	if !ok {
 		t.Fatal("first acquire refused")
 	}
+	rel2, ok := l.Acquire("alice", "prod@a")
+	if !ok {
+		t.Fatal("second view for alice on prod@a refused under a limit of 2")
+	}
 	if _, ok := l.Acquire("alice", "prod@a"); ok {
-		t.Fatal("second view for alice on prod@a allowed")
+		t.Fatal("third view for alice on prod@a allowed")
 	}
 	if r, ok := l.Acquire("alice", "prod@b"); !ok {
 		t.Fatal("other node refused")
@@ -198,8 +202,14 @@ func TestLimiter(t *testing.T) {
 	}
 	rel()
 	rel() // idempotent
-	if _, ok := l.Acquire("alice", "prod@a"); !ok {
+	if r, ok := l.Acquire("alice", "prod@a"); !ok {
 		t.Fatal("slot not freed")
+	} else {
+		r()
+	}
+	rel2()
+	if len(l.running) != 0 || NewLimiter(0).Max() != DefaultViewsPerNode {
+		t.Errorf("running %v after every release; default max %d", l.running, NewLimiter(0).Max())
 	}
 }
 
