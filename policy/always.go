@@ -22,7 +22,13 @@ var always = func() *ruleSet {
 		"file:read_file/*", "file:consult/*", "file:read/*", "file:open/*", "file:pread/*",
 		"file:read_line/*", "file:script/*", "file:eval/*", "file:path_consult/*", "file:path_eval/*",
 		"file:path_script/*", "file:list_dir/*", "erlang:process_info/3",
-		"erlang:get/0", "erlang:get/1", "net_kernel:get_state/0")
+		"erlang:get/0", "erlang:get/1", "net_kernel:get_state/0",
+		// Elixir's wrappers of the same
+		"Elixir.Node:get_cookie/*", "Elixir.Node:set_cookie/*", "Elixir.System:get_env/*",
+		"Elixir.System:fetch_env/*", "Elixir.System:fetch_env!/*", "Elixir.System:argv/*",
+		"Elixir.Application:get_env/*", "Elixir.Application:fetch_env/*", "Elixir.Application:fetch_env!/*",
+		"Elixir.Application:get_all_env/*", "Elixir.Application:spec/*", "Elixir.Application:compile_env/*",
+		"Elixir.Process:get/*", "Elixir.Process:get_keys/*", "Elixir.File:*", "Elixir.Path:wildcard/*")
 	add("remote-shell", "remote shells run arbitrary code; use the audited views instead",
 		"shell:*", "Elixir.IEx:*", "iex:*", "user_drv:*", "group:*",
 		"c:*", "shell_default:*", "edlin:*", "edlin_expand:*", "Elixir.IEx.Server:*")
@@ -35,7 +41,10 @@ var always = func() *ruleSet {
 		"recon:rpc/*", "recon:named_rpc/*", "recon_lib:term_to_pid/1",
 		"erlang:binary_to_term/*", "erlang:list_to_atom/*", "erlang:binary_to_atom/*",
 		"erlang:list_to_existing_atom/*", "erlang:make_fun/3", "erlang:load_nif/2",
-		"Elixir.Code:*", "Elixir.Kernel:apply/*",
+		"Elixir.Code:*", "Elixir.Kernel:apply/*", "Elixir.GenServer:*", "Elixir.Agent:*", "Elixir.Task:*",
+		"Elixir.Node:spawn/*", "Elixir.Node:spawn_link/*", "Elixir.Node:spawn_monitor/*", "Elixir.Process:spawn/*",
+		"Elixir.Kernel:spawn/*", "Elixir.Kernel:spawn_link/*", "Elixir.Kernel:spawn_monitor/*",
+		"Elixir.String:to_atom/*", "Elixir.List:to_atom/*", "Elixir.EEx:*", "Elixir.Mix:*",
 		"observer_backend:ttb_write_trace_info/3", "slave:*", "peer:*", "net_kernel:spawn/*")
 	return rs
 }()

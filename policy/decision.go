@@ -40,7 +40,8 @@ const (
 	AnswerNone AnswerKind = iota
 	// AnswerSpawnError replies SPAWN_REPLY {31, ReqID, To, 0, Value} with
 	// Value an atom: a direct spawn gets noconnection, so observer panels
-	// degrade instead of crashing.
+	// degrade instead of crashing; dbg:do_relay gets beamgate_denied, so
+	// dbg's relay raises instead of waiting for ever.
 	AnswerSpawnError
 	// AnswerErpcExit replies SPAWN_REPLY with a stand-in child pid and then
 	// PAYLOAD_MONITOR_P_EXIT with {ResRef, exit, Value}: erpc:call raises

@@ -359,6 +359,13 @@ func (s *Session) answerFor(m dist.Message, rule, reason string) Answer {
 			return Answer{Kind: AnswerErpcExit, To: c.From, ReqID: c.ReqID, ResRef: args[0], Value: DeniedReason(what, rule, reason)}
 		case c.Module == "erpc":
 			return Answer{Kind: AnswerSpawnError, To: c.From, ReqID: c.ReqID, Value: term.Atom("beamgate_denied")}
+		case c.Module == "dbg" && c.Function == "do_relay":
+			// dbg:relay/2 (observer's Start Trace, ttb, dbg:n/1) waits
+			// for {started, _} with no timeout: noconnection would have
+			// spawn_link return a pid and leave the engineer's dbg server
+			// stuck for good. An error atom makes spawn_link raise, which
+			// dbg catches and reports; observer stays usable.
+			return Answer{Kind: AnswerSpawnError, To: c.From, ReqID: c.ReqID, Value: term.Atom("beamgate_denied")}
 		}
 		return Answer{Kind: AnswerSpawnError, To: c.From, ReqID: c.ReqID, Value: term.Atom("noconnection")}
 	case *dist.RegSend:

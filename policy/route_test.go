@@ -499,3 +499,55 @@ func mustLoad(t testing.TB, name string) *Profile {
 	}
 	return p
 }
+
+// TestDbgRelayRefusedWithAnError: dbg:do_relay (observer's Start Trace,
+// ttb, dbg:n/1) gets a spawn error that makes spawn_link raise, at any
+// arity; other refused spawns keep noconnection.
+func TestDbgRelayRefusedWithAnError(t *testing.T) {
+	c := testCast
+	s := c.session(t, mustLoad(t, "readonly"), Enforce)
+	for _, m := range []dist.Message{
+		c.spawn("dbg", "do_relay", term.MakeList(term.Atom("link")), c.eng, term.Tuple{term.Atom("port"), term.Atom("f")}),
+		c.spawn("dbg", "do_relay", term.MakeList(term.Atom("link")), c.eng, term.Atom("x"), term.Atom("session")),
+	} {
+		d := s.Evaluate(m)
+		if d.Verdict != Deny || d.Answer.Kind != AnswerSpawnError || d.Answer.Value != term.Atom("beamgate_denied") {
+			t.Errorf("dbg:do_relay: %+v", d)
+		}
+	}
+	d := s.Evaluate(c.spawn("lists", "seq", term.Nil{}, term.Int(1), term.Int(2)))
+	if d.Answer.Kind != AnswerSpawnError || d.Answer.Value != term.Atom("noconnection") {
+		t.Errorf("other spawn: %+v", d.Answer)
+	}
+}
+
+// TestElixirWrappers: Elixir's read-only wrappers get the rule of their
+// Erlang counterpart; its secret-revealing and code-running ones are
+// refused in every mode.
+func TestElixirWrappers(t *testing.T) {
+	c := testCast
+	s := c.session(t, mustLoad(t, "readonly"), Audit)
+	for _, tc := range []struct {
+		m, f    string
+		args    []term.Term
+		verdict Verdict
+		rule    string
+	}{
+		{"Elixir.Process", "info", []term.Term{c.prod, term.Atom("memory")}, Allow, "process.info"},
+		{"Elixir.Process", "info", []term.Term{c.prod, term.MakeList(term.Atom("messages"))}, Deny, "process.info"},
+		{"Elixir.Process", "info", []term.Term{c.prod}, Allow, "process.info.default"},
+		{"Elixir.Application", "started_applications", nil, Allow, "system.stats"},
+		{"Elixir.Node", "list", nil, Allow, "net.identity"},
+		{"Elixir.Supervisor", "which_children", []term.Term{term.Atom("my_sup")}, Allow, "supervision.tree"},
+		{"Elixir.MyApp.Worker", "__info__", []term.Term{term.Atom("functions")}, Allow, "module.info"},
+		{"Elixir.System", "get_env", []term.Term{term.String("DATABASE_URL")}, Deny, "secrets"},
+		{"Elixir.Application", "get_env", []term.Term{term.Atom("my_app"), term.Atom("secret_key")}, Deny, "secrets"},
+		{"Elixir.Node", "get_cookie", nil, Deny, "secrets"},
+		{"Elixir.GenServer", "call", []term.Term{term.Atom("my_server"), term.Atom("state")}, Deny, "code-wrapper"},
+	} {
+		d := s.Evaluate(c.rexCall("call", tc.m, tc.f, term.MakeList(tc.args...), c.gl))
+		if d.Verdict != tc.verdict || d.Rule != tc.rule {
+			t.Errorf("%s:%s/%d = %s by %s (%s), want %s by %s", tc.m, tc.f, len(tc.args), d.Verdict, d.Rule, d.Reason, tc.verdict, tc.rule)
+		}
+	}
+}
