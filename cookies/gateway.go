@@ -73,6 +73,18 @@ func (g Gateway) Accepted(user string, now time.Time) []string {
 	return []string{g.cookieAt(user, idx), g.cookieAt(user, idx-1)}
 }
 
+// Expired returns user's n gateway cookies before the two Accepted ones,
+// newest first, so a refused handshake can say "expired" rather than
+// "wrong".
+func (g Gateway) Expired(user string, now time.Time, n int) []string {
+	idx := g.index(now)
+	out := make([]string, 0, n)
+	for i := range int64(n) {
+		out = append(out, g.cookieAt(user, idx-2-i))
+	}
+	return out
+}
+
 // Expires returns when the cookie Cookie(user, at) stops being accepted.
 func (g Gateway) Expires(at time.Time) time.Time {
 	w := int64(g.window() / time.Second)

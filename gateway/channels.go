@@ -205,8 +205,10 @@ func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g
 		CertSerial: id.CertSerial,
 		SourceAddr: sourceAddr(sc.RemoteAddr()),
 		Cookies:    s.opts.Gateway.Accepted(id.User, s.now()),
-		Profile:    g.Profile,
-		Mode:       g.Mode,
+		// A fortnight of daily windows: enough to tell "expired" from "wrong".
+		ExpiredCookies: s.opts.Gateway.Expired(id.User, s.now(), 14),
+		Profile:        g.Profile,
+		Mode:           g.Mode,
 	}
 }
 
@@ -250,9 +252,15 @@ func (s *Server) observeEpmd(ctx ssh.Context, id *Identity, dest string) func(ep
 		r.Op = req.String()
 		switch req := req.(type) {
 		case *epmd.PortPlease2Req:
-			r.Detail = mergeDetail(r.Detail, "alive", req.Name)
+			r.Detail = mergeDetail(r.Detail, "alive", truncate(req.Name, 64))
+			if outcome == epmd.OutcomeNotFound {
+				r.Reason = fmt.Sprintf("not_found: no node named %s that you may reach on %s", truncate(req.Name, 64), hostOf(dest))
+			}
 		case *epmd.Alive2Req:
 			r.Detail = mergeDetail(r.Detail, "alive", truncate(req.Name, 64))
+			if outcome == epmd.OutcomeRefused {
+				r.Reason = fmt.Sprintf("refused: a node named %s is already registered through this ssh connection", truncate(req.Name, 64))
+			}
 		}
 		// The face answers from configuration (or, for the home face,
 		// the engineer's own registrations), never from production, and
@@ -336,6 +344,7 @@ func (c *connState) openChannel() bool {
 		c.channels.Add(-1)
 		return false
 	}
+	c.opened.Add(1)
 	c.lastActive.Store(c.srv.now().UnixNano())
 	return true
 }

@@ -194,9 +194,15 @@ roles:
 	log := zaptest.NewLogger(t).WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewTee(c, zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logBuf), zap.DebugLevel))
 	}))
+	var sink audit.Sink = alog
+	if o.sink != nil {
+		sink = o.sink(alog)
+	}
+	// As the composition root does: the relay writes through Recent too.
+	recent := NewRecent(sink, nil)
 	var rl Relayer
 	if o.realRelay {
-		rl = relay.New(relay.Config{Audit: alog, Cookies: store, Log: log})
+		rl = relay.New(relay.Config{Audit: recent, Cookies: store, Log: log})
 	} else {
 		e.relay = &fakeRelay{}
 		rl = e.relay
@@ -205,11 +211,7 @@ roles:
 	if o.realRelay {
 		views = store
 	}
-	var sink audit.Sink = alog
-	if o.sink != nil {
-		sink = o.sink(alog)
-	}
-	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: sink, Relay: rl, Cookies: views, Log: log,
+	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: recent, Recent: recent, Relay: rl, Cookies: views, Log: log,
 		Revocations: o.revocations, RevocationInterval: 50 * time.Millisecond, RevocationStaleLimit: o.revStale})
 	if err != nil {
 		t.Fatal(err)

@@ -48,5 +48,5 @@ func TestSSHEpmdFaceWithErl(t *testing.T) {
 	if got := erlEval(t, env, `erl_epmd:names({127,0,0,1})`); got != `{ok,[{"prismatic",4370}]}` {
 		t.Errorf("names = %s", got)
 	}
-	e.waitAudit(`"event":"epmd"`, `"alive":"prismatic"`, `"alive":"billing"`, `"reason":"not_found"`)
+	e.waitAudit(`"event":"epmd"`, `"alive":"prismatic"`, `"alive":"billing"`, `"reason":"not_found: no node named billing that you may reach on prod-01"`)
 }

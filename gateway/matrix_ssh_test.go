@@ -49,6 +49,11 @@ func TestMatrixSSH(t *testing.T) {
 				c := startSSHCell(t, prodErl, beamtest.Options{Erl: engErl})
 				c.checkEngineerRelease(t, eng)
 				c.check(t, prod)
+				if prod == otp.Releases[0] {
+					// erl -remsh of this release fails fast, naming the rule.
+					screen := remoteShell(t, c.home, c.env, engErl+" -sname rsh -connect_all false -setcookie "+c.gw.Cookie("alice", time.Now())+" -remsh prismatic@prod-01")
+					t.Logf("erl -remsh on OTP %s:\n%s", eng, strings.TrimSpace(screen))
+				}
 			})
 		}
 	}
@@ -58,6 +63,8 @@ func TestMatrixSSH(t *testing.T) {
 			prodErl, elixir := otp.Erl(t, prod), otp.Elixir(t, eng)
 			c := startSSHCell(t, prodErl, beamtest.Options{Kind: beamtest.KindElixir, Elixir: elixir})
 			c.checkEngineerRelease(t, eng)
+			screen := remoteShell(t, c.home, c.env, otp.Iex(t, eng)+" --sname rsh --erl \"-connect_all false\" --cookie "+c.gw.Cookie("alice", time.Now())+" --remsh prismatic@prod-01")
+			t.Logf("iex --remsh on Elixir of OTP %s:\n%s", eng, strings.TrimSpace(screen))
 			got := c.eng.EvalElixir(t, `p = :"prismatic@prod-01"; {Node.ping(p), :rpc.call(p, :erlang, :system_info, [:otp_release]) |> List.to_string()}`)
 			if want := `{:pong, "` + prod + `"}`; got != want {
 				t.Errorf("Elixir ping and rpc = %s, want %s", got, want)
@@ -75,6 +82,8 @@ type sshCell struct {
 	*gatewayEnv
 	prod *beamtest.Production
 	eng  *beamtest.Node
+	home string   // the engineer's $HOME
+	env  []string // the recipe's environment
 }
 
 // startSSHCell starts production prismatic@prod-01 with prodErl (on
@@ -106,7 +115,8 @@ func startSSHCell(t *testing.T, prodErl string, eng beamtest.Options) *sshCell {
 	}
 	port, _ := strconv.Atoi(e.port)
 	beamtest.StartRecipeForward(t, beamtest.RecipeLine(t, r.stdout, "ssh -N"), port, e.aliceK)
-	env := beamtest.RecipeEnv(t, r.stdout, t.TempDir())
+	home := t.TempDir()
+	env := beamtest.RecipeEnv(t, r.stdout, home)
 	eng.Name = "alice_erl@localhost"
 	eng.ExtraArgs = []string{"-connect_all", "false"}
 	if eng.Kind == beamtest.KindElixir {
@@ -116,7 +126,7 @@ func startSSHCell(t *testing.T, prodErl string, eng beamtest.Options) *sshCell {
 	eng.Cookie = e.gw.Cookie("alice", time.Now())
 	eng.EpmdPort = epmdLocal
 	eng.Env = env
-	return &sshCell{gatewayEnv: e, prod: prod, eng: beamtest.Start(t, eng)}
+	return &sshCell{gatewayEnv: e, prod: prod, eng: beamtest.Start(t, eng), home: home, env: env}
 }
 
 // checkEngineerRelease makes sure the engineer runs the release its row

@@ -72,6 +72,10 @@ type Options struct {
 	Revocations          RevocationSource
 	RevocationInterval   time.Duration // poll interval (cookies.DefaultWatchInterval)
 	RevocationStaleLimit time.Duration
+	// Recent, when set, must wrap Audit and be the sink the relay writes
+	// to, so `why` and `check` see the relay's refusals too (NewRecent).
+	// Nil: NewServer wraps Audit itself.
+	Recent *Recent
 	// RecipeIdentity, when set, is the -i key file the printed recipe's
 	// ssh -N passes (beamgate dev's generated key, which ssh does not try
 	// by itself), so that the recipe works when pasted as printed.
@@ -141,6 +145,12 @@ func NewServer(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Recent == nil {
+		// Without the composition root's Recent, why and check see the
+		// front door's and the views' records, not the relay's.
+		o.Recent = NewRecent(o.Audit, o.Now)
+	}
+	o.Audit = o.Recent
 	s := &Server{
 		cfg:       o.Config,
 		opts:      o,
@@ -252,6 +262,7 @@ type connState struct {
 	accepted time.Time
 
 	channels   atomic.Int32 // open channels
+	opened     atomic.Int64 // channels opened so far (for why's hints)
 	lastActive atomic.Int64 // unix nanos of the last channel open/close
 	counted    atomic.Bool  // counted in srv.perUser
 

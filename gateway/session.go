@@ -28,6 +28,8 @@ var sessionCommands = []struct{ name, help string }{
 	{"cookie", "print your gateway cookie only, for scripts"},
 	{"nodes", "print the nodes you may reach, cluster by cluster, and whether each answers now"},
 	{"recipe", "recipe [CLUSTER]: your gateway cookie and the commands to reach every node of a cluster"},
+	{"why", "why [-n N]: your recent refusals and failed connections, newest first, each with its reason and the fix"},
+	{"check", "how far your last connection attempt got (tunnel, registration, epmd, handshake, cookie), and a command that checks your side"},
 	{"help", "print this list"},
 }
 
@@ -155,8 +157,19 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 		fmt.Fprintln(&out, s.opts.Gateway.Cookie(id.User, s.now()))
 	case "nodes":
 		s.writeNodes(ctx, &out, id)
+	case "check":
+		s.runCheck(ctx, &out, id)
 	default:
-		if args := strings.Fields(cmd); len(args) > 0 && args[0] == "recipe" {
+		if len(args) > 0 && args[0] == "why" {
+			if err := s.runWhy(ctx, &out, id, args[1:]); err != nil {
+				status = 1
+				decision, reason = audit.DecisionDeny, err.Error()
+				out.Reset()
+				fmt.Fprintf(&out, "beamgate: %s\n", err)
+			}
+			break
+		}
+		if len(args) > 0 && args[0] == "recipe" {
 			if err := s.runRecipe(ctx, &out, id, args[1:]); err != nil {
 				status = 1
 				decision, reason = audit.DecisionDeny, err.Error()

@@ -57,6 +57,11 @@ const (
 	// AnswerDown delivers a monitor DOWN for Ref from Proc to To with reason
 	// Value, so a gen:call to a refused destination exits at once.
 	AnswerDown
+	// AnswerStandInShell answers a remote shell's shell:start/0 (OTP 25
+	// erl -remsh, ^G r) with a stand-in shell pid: SPAWN_REPLY and the
+	// erpc result name it, it prints Notice through GroupLeader and exits
+	// the group, so the refusal shows at once instead of a hang.
+	AnswerStandInShell
 )
 
 // Answer describes the synthesised reply to a refused message. The relay
@@ -70,6 +75,19 @@ type Answer struct {
 	Ref    term.Ref  // monitor reference (AnswerDown)
 	Proc   term.Term // the monitored process, pid or name (AnswerDown)
 	Value  term.Term // error atom, exit reason, message, or DOWN reason
+
+	// Notice, when set, is printed on the engineer's terminal first (an
+	// io_request to its standard_error, or through GroupLeader for
+	// AnswerStandInShell).
+	Notice string
+	// GroupLeader is the remote shell's group process (AnswerStandInShell).
+	GroupLeader term.Pid
+	// ProbeRemsh asks the engineer's init, after the answer, whether the
+	// VM was started with -remsh (its reply is decided by the session).
+	ProbeRemsh bool
+	// Stop halts the engineer's VM (init {stop, {stop, 1}}): only once its
+	// init said it was started with -remsh for this production node.
+	Stop bool
 }
 
 // Decision is the outcome for one message, with what the audit log needs.

@@ -20,8 +20,14 @@ func (s *Session) route(m dist.Message) Decision {
 	case *dist.RegSend:
 		return s.regSend(m, c)
 	case *dist.Send:
+		if d, ok := s.toStandIn(m, c.To); ok {
+			return d
+		}
 		return s.sendTo(m, nil, c.To)
 	case *dist.SendSender:
+		if d, ok := s.toStandIn(m, c.To); ok && s.isOwn(c.From) {
+			return d
+		}
 		return s.sendTo(m, &c.From, c.To)
 	case *dist.AliasSend:
 		return s.forged(m, c.From, func() Decision {
@@ -42,6 +48,9 @@ func (s *Session) route(m dist.Message) Decision {
 		return s.ownProc(m, c.From, func() Decision { return allow("monitor.down", termText(c.To)) })
 	case *dist.Link:
 		return s.forged(m, c.From, func() Decision {
+			if d, ok := s.toStandIn(m, c.To); ok {
+				return d
+			}
 			if s.has(s.own, c.To) {
 				return allow("session.own", termText(c.To))
 			}
@@ -93,6 +102,9 @@ func (s *Session) ownProc(m dist.Message, from term.Term, next func() Decision) 
 }
 
 func (s *Session) linkSignal(m dist.Message, to term.Pid, rule string) Decision {
+	if d, ok := s.toStandIn(m, to); ok {
+		return d
+	}
 	if s.has(s.own, to) || s.has(s.linked, to) {
 		return allow(rule, termText(to))
 	}
@@ -262,6 +274,8 @@ func (s *Session) spawnRequest(m dist.Message, c *dist.SpawnRequest) Decision {
 	}
 	var d Decision
 	switch {
+	case c.Module == "erpc" && c.Function == "execute_call" && c.Arity == 4 && remoteShellStart(c, args) != "":
+		d = s.remoteShell(m, c, args)
 	case c.Module == "erpc" && c.Function == "execute_call" && c.Arity == 4:
 		d = s.mfaCall(m, &s.prof.calls, args[1], args[2], args[3], nil)
 		if d.Verdict == Deny && d.Answer.Kind == AnswerErpcExit {

@@ -125,6 +125,8 @@ type Session struct {
 	linked   map[pidKey]struct{} // production pids linked to the engineer's processes
 	ioReq    map[pidKey]struct{} // production pids that sent the engineer an io_request
 	monitors map[refKey]monitor  // forwarded monitors, by reference
+	standIn  map[pidKey]struct{} // the relay's stand-ins for a refused remote shell (NoteStandIn)
+	probe    bool                // a remsh probe to the engineer's init is out (remote.go)
 }
 
 // monitor is one monitor the engineer set up on production.
@@ -165,6 +167,7 @@ func NewSession(c SessionConfig) *Session {
 		own:     map[pidKey]struct{}{},
 		linked:  map[pidKey]struct{}{},
 		ioReq:   map[pidKey]struct{}{},
+		standIn: map[pidKey]struct{}{},
 
 		monitors: map[refKey]monitor{},
 	}

@@ -130,13 +130,17 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 		audClosers = append([]func() error{stop}, audClosers...)
 	}
 	audClosers = append([]func() error{cp.Close}, audClosers...)
-	rl := relay.New(relay.Config{Audit: alog, Cookies: store, Log: log.Named("relay")})
+	// Recent keeps each engineer's own refusals (ssh bastion why); every
+	// record still goes to the log first.
+	recent := gateway.NewRecent(alog, nil)
+	rl := relay.New(relay.Config{Audit: recent, Cookies: store, Log: log.Named("relay")})
 	svc.closers = append(append([]func() error{func() error { rl.Close(); return nil }}, audClosers...), svc.closers...)
 	opts := gateway.Options{
 		Config:     cfg,
 		HostSigner: signer,
 		Gateway:    cookies.Gateway{Secret: secret, Window: cfg.CookieWindow},
-		Audit:      alog,
+		Audit:      recent,
+		Recent:     recent,
 		Relay:      rl,
 		Cookies:    store, // the views try production cookies as the relay does
 		Log:        log.Named("ssh"),

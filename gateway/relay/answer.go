@@ -16,9 +16,56 @@ func (s *session) standInPid() term.Pid {
 }
 
 // answerMessages turns a policy Answer into the messages the engineer gets
-// instead of production's reply.
+// instead of production's reply: the notice first, then the reply, then
+// what follows a refused remote shell (the remsh probe, the stop).
 func (s *session) answerMessages(a policy.Answer) []dist.Message {
+	var msgs []dist.Message
+	if a.Notice != "" && a.Kind != policy.AnswerStandInShell {
+		msgs = append(msgs, dist.Message{Control: &dist.RegSend{From: s.standInPid(), ToName: "standard_error"},
+			Payload: ioPutChars(a.To, a.Notice)})
+	}
+	msgs = append(msgs, s.replyMessages(a)...)
+	if a.ProbeRemsh {
+		// init answers {get_argument, remsh} to any sender (init.erl
+		// handle_msg/2); the session decides on the reply.
+		p := s.standInPid()
+		s.pol.NoteStandIn(p)
+		msgs = append(msgs, dist.Message{Control: &dist.RegSend{From: p, ToName: "init"},
+			Payload: term.Tuple{p, term.Tuple{term.Atom("get_argument"), term.Atom("remsh")}}})
+	}
+	if a.Stop {
+		msgs = append(msgs, dist.Message{Control: &dist.RegSend{From: s.standInPid(), ToName: "init"},
+			Payload: term.Tuple{term.Atom("stop"), term.Tuple{term.Atom("stop"), term.Int(1)}}})
+	}
+	return msgs
+}
+
+// ioPutChars is an io_request printing text, replies going to replyTo.
+func ioPutChars(replyTo term.Pid, text string) term.Term {
+	return term.Tuple{term.Atom("io_request"), replyTo, term.Atom("beamgate_notice"),
+		term.Tuple{term.Atom("put_chars"), term.Atom("unicode"), term.Binary(text)}}
+}
+
+// replyMessages is the reply part of answerMessages.
+func (s *session) replyMessages(a policy.Answer) []dist.Message {
 	switch a.Kind {
+	case policy.AnswerStandInShell:
+		// A stand-in shell: the spawn succeeds and the call returns its
+		// pid; it prints the notice through the group and exits it, so
+		// OTP's user_drv reports the shell gone at once. All four come
+		// from one pid, so the engineer's node sees them in order.
+		ref, ok := a.ReqID.(term.Ref)
+		if !ok {
+			return nil
+		}
+		shell := s.standInPid()
+		s.pol.NoteStandIn(shell)
+		return []dist.Message{
+			{Control: &dist.SpawnReply{ReqID: a.ReqID, To: a.To, Flags: 2, Result: shell}},
+			{Control: &dist.PayloadMonitorPExit{From: shell, To: a.To, Ref: ref}, Payload: term.Tuple{a.ResRef, term.Atom("return"), shell}},
+			{Control: &dist.SendSender{From: shell, To: a.GroupLeader}, Payload: ioPutChars(shell, a.Notice)},
+			{Control: &dist.PayloadExit2{From: shell, To: a.GroupLeader}, Payload: term.Atom("beamgate_denied")},
+		}
 	case policy.AnswerSpawnError:
 		return []dist.Message{{Control: &dist.SpawnReply{ReqID: a.ReqID, To: a.To, Flags: 0, Result: a.Value}}}
 	case policy.AnswerErpcExit, policy.AnswerErpcReturn:

@@ -138,7 +138,7 @@ func (s *session) handshake(ctx context.Context) (*legs, error) {
 		}
 	}
 	if engCookie == "" {
-		return nil, refuse("gateway-cookie", "the engineer's node did not prove the user's gateway cookie (run `ssh bastion cookie` for the current one)", nil)
+		return nil, s.wrongCookie(ctx, reply.Digest, engChallenge, cookie)
 	}
 
 	pconn, err = s.proveToProduction(ctx, deadline, pconn, ini, pch, name, engFlags, cookie, attempts)
@@ -263,4 +263,27 @@ func (s *session) redoProductionLeg(ctx context.Context, deadline time.Time, nam
 	}
 	*pch = ch
 	return pconn, ini, nil
+}
+
+// wrongCookie says which cookie the engineer's node proved, when it was
+// not a current gateway cookie: the production cookie (which must leave
+// the laptop), an expired gateway cookie, or something else. The cookies
+// themselves never appear in the reason.
+func (s *session) wrongCookie(ctx context.Context, digest [16]byte, challenge uint32, prodCookie string) *refusal {
+	prod := []string{prodCookie}
+	if prev, err := s.r.cfg.Cookies.PreviousProductionCookie(ctx, s.target.Cluster); err == nil && prev != "" {
+		prod = append(prod, prev)
+	}
+	for _, c := range prod {
+		if handshake.CheckDigest(digest, challenge, c) {
+			return refuse("gateway-cookie.production", "the engineer's node used the production cookie of cluster "+s.target.Cluster+
+				"; beamgate never accepts it from engineers: remove it from your machine and use your gateway cookie (ssh bastion cookie)", nil)
+		}
+	}
+	for i, c := range s.eng.ExpiredCookies {
+		if handshake.CheckDigest(digest, challenge, c) {
+			return refuse("gateway-cookie.expired", fmt.Sprintf("the engineer's node used a gateway cookie that expired (%d cookie windows old): run ssh bastion cookie for the current one and restart your node with it", i+2), nil)
+		}
+	}
+	return refuse("gateway-cookie", "the engineer's node did not prove the user's gateway cookie: run ssh bastion cookie and start your node with -setcookie (erl) or --cookie (iex) set to it", nil)
 }

@@ -46,8 +46,11 @@ type Engineer struct {
 	CertSerial uint64   // certificate serial (0 for plain keys)
 	SourceAddr string   // the SSH client's address
 	Cookies    []string // gateway cookies accepted for this engineer (current and previous window)
-	Profile    *policy.Profile
-	Mode       policy.Mode
+	// ExpiredCookies are the engineer's older gateway cookies, newest
+	// first: a node proving one of them is told its cookie expired.
+	ExpiredCookies []string
+	Profile        *policy.Profile
+	Mode           policy.Mode
 }
 
 // Limits bound one relayed session. Zero values take the defaults.

@@ -90,6 +90,13 @@ func Elixir(t testing.TB, rel string) string {
 	return launcher(t, rel, "elixir")
 }
 
+// Iex returns the iex launcher of the given OTP release's Elixir, for
+// running an interactive iex (a remote shell) in a terminal.
+func Iex(t testing.TB, rel string) string {
+	t.Helper()
+	return launcher(t, rel, "iex")
+}
+
 // Versions reports the full OTP and Elixir versions of a release, read
 // from its installation ("27.3.4", "1.18.3"); empty when unknown.
 func Versions(t testing.TB, rel string) (otpVersion, elixirVersion string) {
