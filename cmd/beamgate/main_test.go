@@ -2,6 +2,7 @@ package main
 
 import (
 	"beamgate/gateway/config"
+	"beamgate/internal/beamtest"
 	"bytes"
 	"context"
 	"os"
@@ -77,5 +78,24 @@ func TestDevUserKeysAndConfig(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(state, "cookies.yaml")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("cookie store: %v %v", fi, err)
+	}
+}
+
+// A configuration that cannot start (its cookie file is missing) fails
+// naming the fix, before it writes a host key, secret or audit log.
+func TestServeFailsBeforeWriting(t *testing.T) {
+	dir := t.TempDir()
+	cfg := strings.Replace(beamtest.ExampleConfig, "./state/cookies.yaml", "./missing-cookies.yaml", 1)
+	path := filepath.Join(dir, "beamgate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "does not exist: create it") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("serve wrote %s before failing", filepath.Join(dir, "state"))
 	}
 }

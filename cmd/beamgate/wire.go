@@ -64,19 +64,8 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	if log == nil {
 		log = zap.NewNop()
 	}
-	for _, p := range []string{cfg.HostKey, cfg.GatewaySecretFile, cfg.Audit.Path} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return nil, err
-		}
-	}
-	signer, err := gateway.LoadOrCreateHostKey(cfg.HostKey)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := cookies.LoadOrCreateSecret(cfg.GatewaySecretFile)
-	if err != nil {
-		return nil, err
-	}
+	// The production cookie store first: a configuration that cannot
+	// start fails here, before anything is written.
 	svc := &service{}
 	fail := func(err error) (*service, error) {
 		svc.closeParts()
@@ -89,6 +78,9 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	switch cfg.Cookies.Backend {
 	case "file":
 		fs, err := cookies.NewFileStore(cfg.Cookies.File)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("cookies.file %s does not exist: create it with one \"CLUSTER: COOKIE\" line per cluster, mode 0600 (nothing was written)", cfg.Cookies.File)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -97,6 +89,7 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 		}
 		store = fs
 	case "vault":
+		var err error
 		vs, err = openVault(context.Background(), cfg, log)
 		if err != nil {
 			return nil, err
@@ -108,6 +101,20 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 		store = vs
 	default:
 		return nil, fmt.Errorf("cookies.backend %q is not supported", cfg.Cookies.Backend)
+	}
+	// Then what beamgate creates on first start.
+	for _, p := range []string{cfg.HostKey, cfg.GatewaySecretFile, cfg.Audit.Path} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return fail(err)
+		}
+	}
+	signer, err := gateway.LoadOrCreateHostKey(cfg.HostKey)
+	if err != nil {
+		return fail(err)
+	}
+	secret, err := cookies.LoadOrCreateSecret(cfg.GatewaySecretFile)
+	if err != nil {
+		return fail(err)
 	}
 	alog, err := openAuditLog(cfg, log, svc)
 	if err != nil {
