@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,11 +154,12 @@ func TestViewsThroughSSH(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "kernel_sup") {
 			t.Errorf("apps: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		// readonly does not allow supervisor:get_childspec/2: the view
-		// says so, naming the policy rule.
-		if !strings.Contains(r.stdout, "supervisor:get_childspec/2 refused by policy rule default") {
-			t.Errorf("apps does not name the refusing rule:\n%s", r.stdout)
+		// readonly refuses supervisor:get_childspec/2 to engineers; the
+		// view reads child specs itself, keeping the restart type only.
+		if !regexp.MustCompile(`kernel_safe_sup\s+<[0-9.]+>\s+kernel_safe_sup\s+supervisor\s+permanent`).MatchString(r.stdout) {
+			t.Errorf("apps does not show restart types:\n%s", r.stdout)
 		}
+		e.waitAudit(`"rule":"view.childspec_redacted"`, `"kept":"restart"`)
 	})
 
 	t.Run("refusals", func(t *testing.T) {

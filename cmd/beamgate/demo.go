@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,17 @@ import (
 
 	"go.uber.org/zap"
 )
+
+// demoShopSource is the demo nodes' workload: an application with a
+// supervision tree, a growing mailbox, a memory hog, ETS tables of several
+// sizes and a child that crashes now and then.
+//
+//go:embed demo_shop.erl
+var demoShopSource []byte
+
+// demoShopStart compiles and starts demo_shop on a demo node.
+const demoShopStart = `{ok, demo_shop, Bin} = compile:file("demo_shop.erl", [binary]), ` +
+	`{module, demo_shop} = code:load_binary(demo_shop, "demo_shop.erl", Bin), {ok, _} = demo_shop:start().`
 
 // demoNodes are the demo cluster's nodes: two loopback hosts, and the
 // short name demo on both, as production clusters usually have.
@@ -87,10 +99,16 @@ func startDemo(ctx context.Context, state string, log *zap.Logger) (*demoSet, er
 		d.stop()
 		return nil, err
 	}
+	// The demo workload (demo_shop.erl): compiled and started by each node.
+	if err := os.WriteFile(filepath.Join(home, "demo_shop.erl"), demoShopSource, 0o600); err != nil {
+		d.stop()
+		return nil, err
+	}
 	var nodes []*exec.Cmd
 	for _, n := range demoNodes {
 		c := exec.Command("erl", "-noshell", "-sname", n.name,
-			"-kernel", "inet_dist_use_interface", "{"+strings.ReplaceAll(n.ip, ".", ",")+"}")
+			"-kernel", "inet_dist_use_interface", "{"+strings.ReplaceAll(n.ip, ".", ",")+"}",
+			"-eval", demoShopStart)
 		c.Env = append(os.Environ(), "HOME="+home, "ERL_EPMD_PORT="+strconv.Itoa(d.epmdPorts[n.ip]))
 		c.Dir = home
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

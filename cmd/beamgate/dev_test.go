@@ -113,6 +113,28 @@ func TestDevRecipe(t *testing.T) {
 	if strings.Contains(string(out), prod) || strings.Contains(stderr.String(), prod) {
 		t.Fatal("production cookie leaked")
 	}
+
+	// The seeded workload's culprits show in the views.
+	view := func(args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(sctx, "ssh", append(append(base, "dev@127.0.0.1"), args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh dev %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if top := view("top", "demo", "--by", "memory", "-n", "3"); !regexp.MustCompile(`\ndemo@demo-prod-\d\s+<[0-9.]+>\s+price_cache\s`).MatchString(top) {
+		t.Errorf("cluster top by memory does not lead with price_cache:\n%s", top)
+	}
+	if top := view("top", "demo@demo-prod-1", "--by", "message_queue_len", "-n", "1"); !strings.Contains(top, "order_intake") {
+		t.Errorf("top by message queue does not show order_intake:\n%s", top)
+	}
+	if ets := view("ets", "demo@demo-prod-2", "-n", "3"); !strings.Contains(ets, "shop_skus") {
+		t.Errorf("ets does not show the demo tables:\n%s", ets)
+	}
+	if apps := view("apps", "demo@demo-prod-1"); !regexp.MustCompile(`payment_poller\s+<[0-9.]+>\s+payment_poller\s+worker\s+permanent`).MatchString(apps) {
+		t.Errorf("apps does not show demo_shop's tree with restart types:\n%s", apps)
+	}
 }
 
 // A busy --listen address fails at once, before anything is printed,

@@ -277,7 +277,18 @@ func (w *appWalker) restart(ctx context.Context, sup term.Pid, id term.Term) (st
 	if !w.specsOK {
 		return "", nil
 	}
-	reply, err := w.c.Call(ctx, "supervisor", "get_childspec", []term.Term{sup, id})
+	args := []term.Term{sup, id}
+	var (
+		reply term.Term
+		err   error
+	)
+	if rc, ok := w.c.(redactedCaller); ok {
+		// The child spec's start arguments may hold secrets: the gateway
+		// keeps the restart type only (the child type is in which_children).
+		reply, err = rc.callRedacted(ctx, "supervisor", "get_childspec", args, "restart", keepRestart)
+	} else {
+		reply, err = w.c.Call(ctx, "supervisor", "get_childspec", args)
+	}
 	var denied *DeniedError
 	if errors.As(err, &denied) {
 		w.specsOK = false
@@ -305,6 +316,31 @@ func (w *appWalker) restart(ctx context.Context, sup term.Pid, id term.Term) (st
 		}
 	}
 	return "", nil
+}
+
+// keepRestart reduces a get_childspec reply to {ok, #{restart => R}}.
+func keepRestart(reply term.Term) term.Term {
+	tp, ok := reply.(term.Tuple)
+	if !ok || len(tp) != 2 || tp[0] != term.Atom("ok") {
+		return term.Atom("error")
+	}
+	var restart term.Term = term.Atom("undefined")
+	switch spec := tp[1].(type) {
+	case term.Map:
+		for _, kv := range spec {
+			if kv.Key == term.Atom("restart") {
+				restart = kv.Value
+			}
+		}
+	case term.Tuple:
+		if len(spec) == 6 {
+			restart = spec[2]
+		}
+	}
+	if _, ok := restart.(term.Atom); !ok {
+		restart = term.Atom("undefined")
+	}
+	return term.Tuple{term.Atom("ok"), term.Map{{Key: term.Atom("restart"), Value: restart}}}
 }
 
 func collectNotRunning(kids []AppChild, path string, out *[]string) {
