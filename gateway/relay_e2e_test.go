@@ -102,3 +102,36 @@ func TestRelayThroughSSH(t *testing.T) {
 	}
 	r.waitAudit(`"event":"forward"`, `"target":"prismatic@prod-01"`)
 }
+
+// TestElixirWrappersThroughSSH: an iex engineer reads an Elixir
+// production node with Elixir's own read-only wrappers (Process.info/2,
+// Application.started_applications/0, Supervisor.which_children/1), which
+// the readonly profile maps to their Erlang counterparts' rules, while
+// Application.get_env and Process.info(pid, :messages) stay refused.
+func TestElixirWrappersThroughSSH(t *testing.T) {
+	beamtest.RequireElixir(t)
+	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
+	beamtest.StartProduction(t, beamtest.Options{
+		Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd, Kind: beamtest.KindElixir,
+	})
+	ep, gp := beamtest.FreePort(t), beamtest.FreePort(t)
+	e := startGateway(t, envOptions{
+		dial: net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)), gatewayPort: gp, realRelay: true,
+		extraYAML: fmt.Sprintf("engineer_epmd_port: %d\n", ep),
+	})
+	e.forward("alice", e.aliceK, []string{fmt.Sprintf("%d:prod-01:4369", ep), fmt.Sprintf("%d:prod-01:%d", gp, gp)}, ep)
+	r := &relayEnv{gatewayEnv: e, epmdLocal: ep, gatewayPort: gp, inetrc: beamtest.WriteInetrc(t, map[string]string{"prod-01": "127.0.0.1"})}
+	iex := r.engineer(t, beamtest.KindElixir, e.gw.Cookie("alice", time.Now()))
+	for _, c := range []struct{ code, want string }{
+		{`n = :"prismatic@prod-01"; pid = :rpc.call(n, Process, :whereis, [:code_server]); :rpc.call(n, Process, :info, [pid, :registered_name])`, "{:registered_name, :code_server}"},
+		{`:rpc.call(:"prismatic@prod-01", Application, :started_applications, []) |> Enum.any?(&(elem(&1, 0) == :elixir))`, "true"},
+		{`is_list(:rpc.call(:"prismatic@prod-01", Supervisor, :which_children, [:kernel_sup]))`, "true"},
+		{`:rpc.call(:"prismatic@prod-01", Application, :get_env, [:kernel, :start_pg]) |> elem(0)`, ":badrpc"},
+		{`n = :"prismatic@prod-01"; pid = :rpc.call(n, Process, :whereis, [:code_server]); :rpc.call(n, Process, :info, [pid, [:messages]]) |> elem(0)`, ":badrpc"},
+	} {
+		if got := iex.EvalElixir(t, c.code); got != c.want {
+			t.Errorf("%s = %s, want %s\naudit:\n%s", c.code, got, c.want, e.auditLog())
+		}
+	}
+	e.waitAudit(`"mfa":"Elixir.Process:info/2"`, `"rule":"process.info"`, `"mfa":"Elixir.Application:started_applications/0"`, `"rule":"secrets"`)
+}
