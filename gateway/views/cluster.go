@@ -147,6 +147,11 @@ type ClusterResult struct {
 // failed nodes never end the watch. In one-shot mode a *PartialError or
 // *AllFailedError follows the output when nodes failed; other errors are
 // *UsageError and ErrWatchInterval, as Run's.
+//
+// The output has one style for every row: Elixir's (ElixirStyle) with
+// --elixir, or when any node that answered is an Elixir node; each node
+// that answered is asked once per RunCluster (DetectElixir, policed and
+// audited as its view's calls are), unless --erlang or --elixir is given.
 func RunCluster(ctx context.Context, members []Member, opts ClusterOptions, args []string, out io.Writer) error {
 	return runCluster(ctx, members, opts, args, out, nil)
 }
@@ -188,9 +193,10 @@ func runCluster(ctx context.Context, members []Member, opts ClusterOptions, args
 	ctx = withView(ctx, cmd)
 
 	var failed []*NodeError
+	st := newStyler(f.style())
 	render := func(w io.Writer) error {
 		var res *ClusterResult
-		res, failed = clusterView(ctx, members, opts, cmd, f, view)
+		res, failed = clusterView(ctx, members, opts, cmd, f, view, st)
 		if err := ctx.Err(); err != nil {
 			return err // ended, as Run's view would, before its output
 		}
@@ -221,13 +227,15 @@ func runCluster(ctx context.Context, members []Member, opts ClusterOptions, args
 
 // nodeOutcome is what one member's view returned.
 type nodeOutcome struct {
-	res Result
-	err error
+	res    Result
+	err    error
+	elixir bool // the node is shown in Elixir style
 }
 
 // visit runs view on every member, at most opts.Parallel at once, and
-// returns the outcomes in member order.
-func visit(ctx context.Context, members []Member, opts ClusterOptions, view viewFunc) []nodeOutcome {
+// returns the outcomes in member order; st decides each member's style
+// once its view has answered.
+func visit(ctx context.Context, members []Member, opts ClusterOptions, view viewFunc, st *styler) []nodeOutcome {
 	out := make([]nodeOutcome, len(members))
 	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
@@ -240,17 +248,18 @@ func visit(ctx context.Context, members []Member, opts ClusterOptions, view view
 				return
 			}
 			defer func() { <-sem }()
-			out[i].res, out[i].err = visitOne(ctx, m, opts.NodeTimeout, view)
+			out[i] = visitOne(ctx, i, m, opts.NodeTimeout, view, st)
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-// visitOne runs view on one member under its own deadline.
-func visitOne(ctx context.Context, m Member, timeout time.Duration, view viewFunc) (Result, error) {
+// visitOne runs view on member i under its own deadline, then (when it
+// answered) decides its style within the same deadline.
+func visitOne(ctx context.Context, i int, m Member, timeout time.Duration, view viewFunc, st *styler) nodeOutcome {
 	if m.Caller == nil {
-		return nil, errors.New("views: no connection to the node")
+		return nodeOutcome{err: errors.New("views: no connection to the node")}
 	}
 	vctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -258,13 +267,19 @@ func visitOne(ctx context.Context, m Member, timeout time.Duration, view viewFun
 	if err != nil && ctx.Err() == nil && errors.Is(vctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("views: no answer within %v: %w", timeout, err)
 	}
-	return res, err
+	o := nodeOutcome{res: res, err: err}
+	if err == nil {
+		o.elixir = st.elixir(vctx, i, m.Caller)
+	}
+	return o
 }
 
 // clusterView visits every member and merges what they returned; failed
-// lists the members that did not answer, in member order.
-func clusterView(ctx context.Context, members []Member, opts ClusterOptions, cmd string, f *runFlags, view viewFunc) (res *ClusterResult, failed []*NodeError) {
-	outcomes := visit(ctx, members, opts, view)
+// lists the members that did not answer, in member order. The merged
+// rows are in Elixir style when any member that answered is.
+func clusterView(ctx context.Context, members []Member, opts ClusterOptions, cmd string, f *runFlags, view viewFunc, st *styler) (res *ClusterResult, failed []*NodeError) {
+	outcomes := visit(ctx, members, opts, view, st)
+	elixir := false
 	res = &ClusterResult{Cluster: opts.Cluster, Command: cmd, Nodes: make([]ClusterNode, len(members))}
 	switch cmd {
 	case "top", "ets":
@@ -327,6 +342,7 @@ func clusterView(ctx context.Context, members []Member, opts ClusterOptions, cmd
 			continue
 		}
 		node.OK = true
+		elixir = elixir || o.elixir
 	}
 	// Rows arrive in member order; a stable sort keeps ties in it.
 	switch cmd {
@@ -345,6 +361,9 @@ func clusterView(ctx context.Context, members []Member, opts ClusterOptions, cmd
 		res.Rows = bins[:min(len(bins), clampRows(f.n, 10))]
 	case "stats":
 		res.Rows = stats
+	}
+	if elixir {
+		ElixirStyle(res)
 	}
 	return res, failed
 }

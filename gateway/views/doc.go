@@ -18,4 +18,10 @@
 // number of processes sampled and rows returned are capped, watch
 // intervals under a second are refused and a Limiter bounds the views
 // running per user and node.
+//
+// Views build their rows in Erlang's forms. On an Elixir node (asked once
+// per run with DetectElixir), or with --elixir, Run and RunCluster
+// rewrite the pids and names of the result into the forms iex prints
+// (ElixirStyle) before rendering it; --erlang keeps Erlang's. Info takes
+// a process in any form a shell prints it (ProcForms).
 package views

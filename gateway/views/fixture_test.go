@@ -135,6 +135,31 @@ func startFixture(t *testing.T) *fixture {
 	if got := prod.Eval(t, `true = code:add_patha(binary_to_list(`+beamtest.ErlBinary(ebin)+`)), ok = application:start(vw_app), ok = supervisor:terminate_child(vw_sup, vw_dead).`); got != "ok" {
 		t.Fatalf("start vw_app: %s", got)
 	}
+	return connectFixture(t, prod, port)
+}
+
+// startPlainFixture starts a production node of kind (beamtest.KindErl
+// or beamtest.KindElixir) with beamtest's fixture state only, and
+// connects the hidden-node client.
+func startPlainFixture(t *testing.T, kind string) *fixture {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real BEAM nodes")
+	}
+	beamtest.RequireErl(t)
+	if kind == beamtest.KindElixir {
+		beamtest.RequireElixir(t)
+	}
+	port := beamtest.StartEpmd(t)
+	prod := beamtest.StartProduction(t, beamtest.Options{Name: prodName, LongNames: true,
+		Cookie: testCookie, BindIP: "127.0.0.2", EpmdPort: port, Kind: kind})
+	return connectFixture(t, prod, port)
+}
+
+// connectFixture connects the hidden-node client to prod (registered
+// with the epmd on port) and opens the audit log.
+func connectFixture(t *testing.T, prod *beamtest.Production, port int) *fixture {
+	t.Helper()
 	f := &fixture{prod: prod, epmdAddr: "127.0.0.2:" + strconv.Itoa(port)}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"beamgate/gateway/dist/term"
 )
@@ -50,11 +52,20 @@ type ProcInfo struct {
 	Truncated       bool             `json:"truncated,omitempty"` // a list was cut at 50
 }
 
-// Info summarises one process, named by "<0.ID.Serial>" or by its
-// registered name. A name is looked up in erlang:registered() first, so
-// a mistyped name never creates an atom on production.
+// Info summarises one process, named in any of ProcForms: a pid
+// (<0.50.0>, 0.50.0, <9429.50.0>, #PID<0.50.0>, #PID<9429.50.0>; the
+// node part is ignored, the pid is the target's) or a registered name
+// (my_server; MyApp.Worker, looked up as Elixir.MyApp.Worker when no
+// process is registered as typed; Elixir.MyApp.Worker; :my_server). A
+// name is looked up in erlang:registered() first, so a mistyped name
+// never creates an atom on production. An argument in none of the forms
+// is a *UsageError, before any call.
 func Info(ctx context.Context, c Caller, proc string) (*ProcInfo, error) {
-	pid, err := resolveProc(ctx, c, proc)
+	sp, err := parseProc(proc)
+	if err != nil {
+		return nil, usagef("info: %v", err)
+	}
+	pid, err := resolveProc(ctx, c, sp)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +78,7 @@ func Info(ctx context.Context, c Caller, proc string) (*ProcInfo, error) {
 		return nil, err
 	}
 	if reply == term.Undefined {
-		return nil, fmt.Errorf("%w: %s", ErrNoProcess, proc)
+		return nil, fmt.Errorf("%w: %s", ErrNoProcess, pidText(pid))
 	}
 	p := props(reply)
 	info := &ProcInfo{
@@ -122,11 +133,155 @@ func frameText(t term.Term) string {
 	return s
 }
 
-// resolveProc turns "<0.ID.Serial>" or a registered name into a pid.
-func resolveProc(ctx context.Context, c Caller, proc string) (term.Pid, error) {
-	if strings.HasPrefix(proc, "<") || strings.HasPrefix(proc, "0.") {
-		// A pid needs production's node name and creation: take them
-		// from a pid production sends.
+// Bounds on what info accepts as a process.
+const (
+	// maxProcArg bounds the argument in bytes, before it is looked at.
+	maxProcArg = 1024
+	// maxAtomChars is Erlang's limit on an atom's length in characters.
+	maxAtomChars = 255
+)
+
+// ProcForms lists the forms Info accepts, for error messages and help.
+const ProcForms = "a pid as <0.ID.SERIAL> or 0.ID.SERIAL, <N.ID.SERIAL> as your own shell or observer prints " +
+	"another node's pid (N is ignored: the pid is NODE's), #PID<0.ID.SERIAL> or #PID<N.ID.SERIAL> as iex prints it; " +
+	"or a registered name: my_server, MyApp.Worker (looked up as Elixir.MyApp.Worker when not registered as typed), " +
+	"Elixir.MyApp.Worker, :my_server or :\"my name\" (Elixir atoms), 'my name' (an Erlang quoted atom)"
+
+// procSpec is a process as the engineer named it: a pid's ID and Serial
+// on the target node, or the registered names to try, in order.
+type procSpec struct {
+	pid        bool
+	id, serial uint32
+	names      []string
+}
+
+// argText quotes an engineer's argument for an error message, bounded
+// and with control characters escaped.
+func argText(s string) string {
+	const limit = 60 // bytes of quoted text
+	if q := strconv.Quote(s); len(q) <= limit {
+		return q
+	}
+	cut := 0
+	for cut < len(s) {
+		_, size := utf8.DecodeRuneInString(s[cut:])
+		if len(strconv.Quote(s[:cut+size])) > limit {
+			break
+		}
+		cut += size
+	}
+	return strconv.Quote(s[:cut]) + "..."
+}
+
+// parseProc reads a pid or registered name in any of ProcForms. It only
+// parses: no atom is made of a name.
+func parseProc(s string) (procSpec, error) {
+	if len(s) > maxProcArg {
+		return procSpec{}, fmt.Errorf("a %d-byte argument is not a pid or a registered name (at most %d characters)", len(s), maxAtomChars)
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return procSpec{}, fmt.Errorf("want %s", ProcForms)
+	}
+	if !utf8.ValidString(s) || strings.IndexFunc(s, isControl) >= 0 {
+		return procSpec{}, fmt.Errorf("%s holds control characters or invalid UTF-8; want %s", argText(s), ProcForms)
+	}
+	if c := s[0]; c == '<' || c == '#' || c >= '0' && c <= '9' {
+		return parsePidArg(s)
+	}
+	name, exact := s, false
+	switch {
+	case strings.HasPrefix(s, ":"): // Elixir atom syntax: exactly this atom
+		name, exact = s[1:], true
+		if q, ok := unquote(name, '"'); ok {
+			name = q
+		} else if strings.ContainsAny(name, `"\`) {
+			return procSpec{}, fmt.Errorf("%s is not an Elixir atom; want %s", argText(s), ProcForms)
+		}
+	case strings.HasPrefix(s, "'"): // an Erlang quoted atom
+		q, ok := unquote(s, '\'')
+		if !ok {
+			return procSpec{}, fmt.Errorf("%s is not an Erlang quoted atom; want %s", argText(s), ProcForms)
+		}
+		name, exact = q, true
+	}
+	if name == "" {
+		return procSpec{}, fmt.Errorf("%s names no atom; want %s", argText(s), ProcForms)
+	}
+	if utf8.RuneCountInString(name) > maxAtomChars {
+		return procSpec{}, fmt.Errorf("%s is longer than an atom can be (%d characters)", argText(s), maxAtomChars)
+	}
+	sp := procSpec{names: []string{name}}
+	if c := name[0]; !exact && c >= 'A' && c <= 'Z' && !strings.HasPrefix(name, "Elixir.") &&
+		utf8.RuneCountInString(name)+len("Elixir.") <= maxAtomChars {
+		sp.names = append(sp.names, "Elixir."+name)
+	}
+	return sp, nil
+}
+
+// unquote strips the quotes q around s; s may not hold q or a backslash
+// inside.
+func unquote(s string, q byte) (string, bool) {
+	if len(s) < 2 || s[0] != q || s[len(s)-1] != q {
+		return "", false
+	}
+	in := s[1 : len(s)-1]
+	if strings.IndexByte(in, q) >= 0 || strings.IndexByte(in, '\\') >= 0 {
+		return "", false
+	}
+	return in, true
+}
+
+// isControl reports C0 and C1 control characters and DEL.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 }
+
+// parsePidArg reads <N.ID.S>, N.ID.S or #PID<N.ID.S>. N, the node part,
+// is ignored: 0 is the node's own processes, and any other value is the
+// index the engineer's node gave the node, which means nothing here.
+func parsePidArg(s string) (procSpec, error) {
+	bad := func() (procSpec, error) {
+		return procSpec{}, fmt.Errorf("%s is not a pid; want %s", argText(s), ProcForms)
+	}
+	body := s
+	switch {
+	case len(s) >= 5 && strings.EqualFold(s[:5], "#PID<"):
+		body = s[5:]
+		if !strings.HasSuffix(body, ">") {
+			return bad()
+		}
+		body = body[:len(body)-1]
+	case s[0] == '#':
+		return bad()
+	case s[0] == '<':
+		if !strings.HasSuffix(s, ">") {
+			return bad()
+		}
+		body = s[1 : len(s)-1]
+	}
+	parts := strings.Split(body, ".")
+	if len(parts) != 3 || len(body) > 32 {
+		return bad()
+	}
+	var nums [3]uint64
+	for i, p := range parts {
+		if !allDigits(p) || len(p) > 10 {
+			return bad()
+		}
+		nums[i], _ = strconv.ParseUint(p, 10, 64)
+	}
+	if nums[0] >= 1<<32 || nums[1] >= 1<<28 || nums[2] >= 1<<28 {
+		return procSpec{}, fmt.Errorf("%s is out of range for a pid (ID and SERIAL are below %d)", argText(s), 1<<28)
+	}
+	return procSpec{pid: true, id: uint32(nums[1]), serial: uint32(nums[2])}, nil
+}
+
+// resolveProc turns a process in any of ProcForms into a pid of the
+// target. A pid takes the target's node name and creation from a pid the
+// target sends; a name is looked up in erlang:registered() and only a
+// name found there is sent back (erlang:whereis/1), so a mistyped name
+// never creates an atom on production.
+func resolveProc(ctx context.Context, c Caller, sp procSpec) (term.Pid, error) {
+	if sp.pid {
 		initPid, err := c.Call(ctx, "erlang", "whereis", []term.Term{term.Atom("init")})
 		if err != nil {
 			return term.Pid{}, err
@@ -135,30 +290,39 @@ func resolveProc(ctx context.Context, c Caller, proc string) (term.Pid, error) {
 		if !ok {
 			return term.Pid{}, badReply("erlang:whereis(init)", initPid)
 		}
-		pid, ok := parsePid(proc, ref.Node, ref.Creation)
-		if !ok {
-			return term.Pid{}, fmt.Errorf("views: %q is not a local pid <0.N.S>", proc)
-		}
-		return pid, nil
+		return term.Pid{Node: ref.Node, ID: sp.id, Serial: sp.serial, Creation: ref.Creation}, nil
 	}
 	reply, err := c.Call(ctx, "erlang", "registered", nil)
 	if err != nil {
 		return term.Pid{}, err
 	}
-	names, _ := term.ListElems(reply)
-	for _, n := range names {
-		if a, ok := n.(term.Atom); ok && string(a) == proc {
-			w, err := c.Call(ctx, "erlang", "whereis", []term.Term{a})
-			if err != nil {
-				return term.Pid{}, err
-			}
-			if pid, ok := w.(term.Pid); ok {
-				return pid, nil
-			}
-			break // a port, or unregistered since
+	elems, _ := term.ListElems(reply)
+	registered := make(map[string]term.Atom, len(elems))
+	for _, n := range elems {
+		if a, ok := n.(term.Atom); ok {
+			registered[string(a)] = a
 		}
 	}
-	return term.Pid{}, fmt.Errorf("%w registered as %q", ErrNoProcess, proc)
+	tried := make([]string, len(sp.names))
+	for i, name := range sp.names {
+		tried[i] = argText(name)
+	}
+	for _, name := range sp.names {
+		a, ok := registered[name]
+		if !ok {
+			continue
+		}
+		w, err := c.Call(ctx, "erlang", "whereis", []term.Term{a})
+		if err != nil {
+			return term.Pid{}, err
+		}
+		if pid, ok := w.(term.Pid); ok {
+			return pid, nil
+		}
+		// A port, or unregistered since.
+		return term.Pid{}, fmt.Errorf("%w registered as %s (it is a port or was just unregistered)", ErrNoProcess, argText(name))
+	}
+	return term.Pid{}, fmt.Errorf("%w registered as %s", ErrNoProcess, strings.Join(tried, " or "))
 }
 
 // WriteText implements Result.

@@ -39,7 +39,12 @@ func Help() string {
         applications and supervision trees; children not running are flagged
   info NODE PID|NAME
         one process: status, memory, links, monitors, current stack;
-        never its messages, dictionary or state
+        never its messages, dictionary or state. PID as any shell prints
+        it: <0.50.0>, 0.50.0, <9429.50.0> (another node's pid as your
+        shell or observer shows it: the first number is ignored, the pid
+        is NODE's), #PID<0.50.0> or #PID<9429.50.0> (iex). NAME as
+        registered: my_server, :my_server, or MyApp.Worker (tried as
+        typed, then as Elixir.MyApp.Worker)
   stats NODE [--window 1s]
         scheduler utilisation, run queues, memory by type, process, port,
         atom and ETS counts against their limits, IO
@@ -60,6 +65,18 @@ Every call a view makes is checked by your role's policy and audited.
 Work per view is bounded: each call reads one process, at most 32 calls
 are in flight, at most 200000 processes are sampled and 100 rows shown;
 at most 4 views run per user per node (limits.views_per_node).
+
+Every command takes --elixir or --erlang: names and pids as iex prints
+them (#PID<0.50.0>, MyApp.Worker for Elixir.MyApp.Worker, :code_server,
+:gen_server.loop/7, MyApp.Worker.init/1, #Reference<...>) or as erl
+does. Without either, a view asks the node once whether it runs Elixir
+(erlang:function_exported('Elixir.Kernel', '__info__', 1)) and uses
+iex's forms if so; a cluster view uses them for every row when any node
+that answered runs Elixir. Text and JSON change alike: pids, registered
+and ETS table names, initial and current functions, stack frames,
+monitors and child ids; never node or application names, numbers, or
+values such as status, type or restart (stats has nothing to change).
+Quote a pid for your shell: info NODE '#PID<0.50.0>'.
 `
 }
 
@@ -86,7 +103,7 @@ func CommandHelp(cmd string) string {
 	if slices.Contains(ClusterCommands, cmd) {
 		b.WriteString("\n" + cmd + " also takes a CLUSTER instead of a NODE: every node of it you may reach, ranked\ntogether with a NODE column; a node that is down is listed and the others shown (exit 2).\n")
 	}
-	b.WriteString("\nEvery view takes --json (one JSON object per line) and --watch INTERVAL (at least 1s;\nneeds ssh -t unless --json). Every call it makes is checked by your role's policy and audited.\n")
+	b.WriteString("\nEvery view takes --json (one JSON object per line) and --watch INTERVAL (at least 1s;\nneeds ssh -t unless --json), and --elixir or --erlang (names and pids as iex or erl prints\nthem; by default as the node's own shell would). Every call it makes is checked by your\nrole's policy and audited.\n")
 	return b.String()
 }
 
@@ -96,7 +113,20 @@ type runFlags struct {
 	window time.Duration
 	json   bool
 	watch  time.Duration
+	elixir bool // --elixir
+	erlang bool // --erlang
 	pos    []string
+}
+
+// style is the name style the flags ask for.
+func (f *runFlags) style() styleMode {
+	switch {
+	case f.elixir:
+		return styleElixir
+	case f.erlang:
+		return styleErlang
+	}
+	return styleAuto
 }
 
 // parse reads flags anywhere among the positional arguments.
@@ -109,6 +139,8 @@ func parse(cmd string, args []string) (*runFlags, error) {
 	fs.Func("window", "", func(s string) (err error) { f.window, err = parseDuration(s); return })
 	fs.BoolVar(&f.json, "json", false, "")
 	fs.Func("watch", "", func(s string) (err error) { f.watch, err = parseDuration(s); return })
+	fs.BoolVar(&f.elixir, "elixir", false, "")
+	fs.BoolVar(&f.erlang, "erlang", false, "")
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
 			return nil, usagef("%s: %v", cmd, err)
@@ -125,6 +157,9 @@ func parse(cmd string, args []string) (*runFlags, error) {
 	if f.window < 0 || f.window > MaxWindow {
 		return nil, usagef("%s: --window must be at most %v", cmd, MaxWindow)
 	}
+	if f.elixir && f.erlang {
+		return nil, usagef("%s: --elixir and --erlang exclude each other", cmd)
+	}
 	return f, nil
 }
 
@@ -140,8 +175,11 @@ func parseDuration(s string) (time.Duration, error) {
 // caller and writes it to out: args are the command and its flags, such
 // as ["top", "--by", "memory", "-n", "10", "--json"] or ["info",
 // "<0.85.0>"]. With --watch it redraws until ctx ends (JSON: one line per
-// refresh). Errors are *UsageError, *DeniedError, ErrWatchInterval or
-// what the view met.
+// refresh). With --elixir, or on a node DetectElixir reports as an Elixir
+// node (asked once per Run, after the first successful rendering's view,
+// unless --erlang or --elixir is given), the result is rewritten by
+// ElixirStyle before it is written. Errors are *UsageError, *DeniedError,
+// ErrWatchInterval or what the view met.
 func Run(ctx context.Context, caller Caller, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
 		_, err := io.WriteString(out, Help())
@@ -157,12 +195,16 @@ func Run(ctx context.Context, caller Caller, args []string, out io.Writer) error
 		return err
 	}
 	ctx = withView(ctx, cmd)
+	st := newStyler(f.style())
 	render := func(w io.Writer) error {
 		vctx, cancel := context.WithTimeout(ctx, ViewTimeout)
 		defer cancel()
 		res, err := view(vctx, caller)
 		if err != nil {
 			return err
+		}
+		if st.elixir(vctx, 0, caller) {
+			res = ElixirStyle(res)
 		}
 		if f.json {
 			return WriteJSON(w, res)
@@ -237,6 +279,9 @@ func viewFor(cmd string, f *runFlags) (viewFunc, error) {
 			return nil, err
 		}
 		proc := f.pos[0]
+		if _, err := parseProc(proc); err != nil {
+			return nil, usagef("info: %v", err)
+		}
 		return func(ctx context.Context, c Caller) (Result, error) { return Info(ctx, c, proc) }, nil
 	case "stats":
 		if err := errors.Join(noFlag("--by", f.by != ""), noFlag("-n", f.n != 0)); err != nil {
