@@ -135,3 +135,19 @@ func TestElixirWrappersThroughSSH(t *testing.T) {
 	}
 	e.waitAudit(`"mfa":"Elixir.Process:info/2"`, `"rule":"process.info"`, `"mfa":"Elixir.Application:started_applications/0"`, `"rule":"secrets"`)
 }
+
+// TestRefusedTraceFailsFast: dbg:n/1 (what observer's Start Trace and ttb
+// do underneath) spawns dbg:do_relay on production; beamgate refuses it so
+// that dbg returns an error at once and stays usable, where the engineer's
+// dbg server used to hang for good.
+func TestRefusedTraceFailsFast(t *testing.T) {
+	r := startRelayEnv(t)
+	eng := r.engineer(t, beamtest.KindErl, r.gw.Cookie("alice", time.Now()))
+	got := eng.Eval(t, `pong = net_adm:ping('prismatic@prod-01'), {ok, _} = dbg:tracer(),
+		T0 = erlang:monotonic_time(millisecond), R = dbg:n('prismatic@prod-01'),
+		{element(1, R), erlang:monotonic_time(millisecond) - T0 < 5000, dbg:get_tracer(), dbg:stop()}`)
+	if !strings.HasPrefix(got, "{error,true,{ok,") || !strings.HasSuffix(got, ",ok}") {
+		t.Errorf("dbg:n through beamgate = %s, want an error at once and a working dbg", got)
+	}
+	r.waitAudit(`"mfa":"dbg:do_relay/2"`)
+}
