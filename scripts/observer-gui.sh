@@ -13,7 +13,12 @@
 # engineer's own node, no phantom), the tabs of demo@demo-prod-1, a process
 # window (whose mailbox and state reads the readonly policy refuses, answered
 # with placeholders), then the Processes tab of demo@demo-prod-2 after a
-# switch through the Nodes menu event, and summarises the gateway's audit log.
+# switch through the Nodes menu event, then, back on demo@demo-prod-1, the
+# Applications tab with the demo workload's application demo_shop selected
+# (its supervision tree), and summarises the gateway's audit log. (The
+# seeded order_book/billing_worker stay: the demo workload's tables are owned
+# by catalog, a gen_server, and the process-window shots rely on order_book
+# not being a proc_lib process.)
 #
 # Usage (root on Debian 12; installs missing packages with apt-get):
 #   scripts/observer-gui.sh [OUTDIR]      (default /tmp/beamgate-observer-<ts>)
@@ -21,7 +26,8 @@
 # Env: OBSERVER_GUI_DISPLAY (default 77), OBSERVER_GUI_WAIT (seconds per GUI
 # step, default 4).
 # Output: OUTDIR/*.png, nodes-menu.txt (the Nodes menu as the engineer's node
-# computes it), windows.txt (window titles at each shot), recipe.txt (cookie
+# computes it), applications-demo_shop.txt (the tree the Applications tab
+# drew), windows.txt (window titles at each shot), recipe.txt (cookie
 # replaced), engineer-node.log, audit.jsonl (the gateway's audit log) and
 # audit-summary.txt.
 set -euo pipefail
@@ -283,11 +289,17 @@ wait_for 20 "Xvfb on $DISPLAY" test -e "/tmp/.X11-unix/X$d"
 #   select NODE       the Nodes menu event for NODE; waits for observer to show it
 #   open NODE NAME    the process window of NAME on NODE (observer's own
 #                     {open_link, Pid} path, the same as a double-click)
+#   approw APP        "X Y in [Apps]": where APP's row of the Applications
+#                     tab's list box is on the screen (to click it)
+#   apptree APP NAME...  waits until the Applications tab shows APP's tree
+#                     with every NAME in it; writes the tree to
+#                     $OBSERVER_GUI_APPTREE.APP; "area WxH+X+Y, N boxes: ..."
 #   quit
 status=$work/eng.status
 : >"$status"
 : >"$status.cmd"
-export OBSERVER_GUI_STATUS=$status OBSERVER_GUI_MENU=$out/nodes-menu.txt OBSERVER_GUI_CLUSTER="${cluster[*]}"
+export OBSERVER_GUI_STATUS=$status OBSERVER_GUI_MENU=$out/nodes-menu.txt OBSERVER_GUI_CLUSTER="${cluster[*]}" \
+	OBSERVER_GUI_APPTREE=$work/apptree
 DRIVER=$(
 	cat <<'ERLANG'
 Status = os:getenv("OBSERVER_GUI_STATUS"),
@@ -317,6 +329,24 @@ GuiMenu = try
 Say("menu ~w~ngui menu ~p~n", [Menu, GuiMenu]),
 GuiMenu =:= [atom_to_list(N) || N <- Menu] ++ ["Connect Node"] orelse
     (Say("error: observer's Nodes menu is not the computed one~n", []) == ok andalso halt(1)),
+%% The Applications tab (observer_app_wx, a wx_object) keeps its state in its
+%% process dictionary ('_wx_object_'): #state{apps_w = the list box, app_w =
+%% the drawing area, current = the selected application, app = #app{ptree}
+%% the tree drawn, boxes #box{s1 = #str{text}}}. Read, never changed.
+AppState = fun() ->
+    case [S || P <- processes(),
+               {dictionary, D} <- [erlang:process_info(P, dictionary)],
+               {'_wx_object_', {observer_app_wx, S}} <- D] of
+        [S = {state, _, _, _, _, _, _, _, _, _, _} | _] -> S;
+        _ -> undefined
+    end
+end,
+TreeLines = fun TL({{box, _, _, _, _, {str, _, _, Text, _}}, Chs}, Depth) ->
+                    [{Depth, Text} | lists:append([TL(C, Depth + 1) || C <- Chs])]
+            end,
+Retry = fun R(F, 0) -> F();
+            R(F, K) -> case F() of {ok, V} -> {ok, V}; _ -> timer:sleep(250), R(F, K - 1) end
+        end,
 Active = fun A(T, 0) -> observer_wx:get_active_node() =:= T;
              A(T, K) -> observer_wx:get_active_node() =:= T orelse (timer:sleep(250) == ok andalso A(T, K - 1))
          end,
@@ -337,6 +367,58 @@ Run = fun(["select", N]) ->
                       observer ! {open_link, pid_to_list(Pid)},
                       io_lib:format("opened process window ~p", [Pid]);
                   Other -> io_lib:format("error: whereis ~s: ~p", [Name, Other])
+              end;
+         (["approw", App]) ->
+              %% The screen position of App's row in the Applications list
+              %% box (wxListBox:hitTest/2 over the box's height).
+              Find = fun() ->
+                  case AppState() of
+                      {state, _, _, LB, _, _, _, _, _, _, _} ->
+                          Items = [wxListBox:getString(LB, I) || I <- lists:seq(0, wxListBox:getCount(LB) - 1)],
+                          case lists:member(App, Items) of
+                              false -> {no, Items};
+                              true ->
+                                  Idx = length(lists:takewhile(fun(X) -> X =/= App end, Items)),
+                                  {_, H} = wxWindow:getClientSize(LB),
+                                  Ys = [Y || Y <- lists:seq(0, H - 1), wxListBox:hitTest(LB, {20, Y}) =:= Idx],
+                                  case Ys of
+                                      [] -> {no, Items};
+                                      _ -> {ok, {wxWindow:clientToScreen(LB, {40, (hd(Ys) + lists:last(Ys)) div 2}), Items}}
+                                  end
+                          end;
+                      _ -> {no, no_applications_panel}
+                  end
+              end,
+              case Retry(Find, 80) of
+                  {ok, {{SX, SY}, Items}} -> io_lib:format("~p ~p in ~p", [SX, SY, Items]);
+                  {no, Items} -> io_lib:format("error: no row ~s in the Applications list ~p", [App, Items])
+              end;
+         (["apptree", App | Names]) ->
+              %% Waits until the Applications tab has App selected and draws a
+              %% tree with every one of Names; writes the tree drawn, one box
+              %% a line, indented by depth, to OBSERVER_GUI_APPTREE.APP.
+              Get = fun() ->
+                  case AppState() of
+                      {state, _, _, _, AW, _, Cur, {app, PTree, _, _, _}, _, _, _} ->
+                          Lines = TreeLines(PTree, 0),
+                          Texts = [T || {_, T} <- Lines],
+                          case list_to_atom(App) =:= Cur andalso Names -- Texts =:= [] of
+                              true -> {ok, {AW, Lines}};
+                              false -> {no, {Cur, Texts}}
+                          end;
+                      {state, _, _, _, _, _, Cur, _, _, _, _} -> {no, {Cur, []}};
+                      _ -> {no, no_applications_panel}
+                  end
+              end,
+              case Retry(Get, 80) of
+                  {ok, {AW, Lines}} ->
+                      ok = file:write_file(os:getenv("OBSERVER_GUI_APPTREE") ++ "." ++ App,
+                                           [[lists:duplicate(2 * D, $\s), T, $\n] || {D, T} <- Lines]),
+                      {AX, AY} = wxWindow:clientToScreen(AW, {0, 0}),
+                      {AWd, AH} = wxWindow:getClientSize(AW),
+                      io_lib:format("area ~px~p+~p+~p, ~p boxes: ~s", [AWd, AH, AX, AY, length(Lines),
+                                    lists:join(" ", [T || {_, T} <- Lines])]);
+                  {no, Seen} -> io_lib:format("error: no tree of ~s with ~p after 20 s: ~p", [App, Names, Seen])
               end;
          (["quit"]) -> "bye";
          (Other) -> io_lib:format("error: unknown command ~p", [Other])
@@ -491,11 +573,73 @@ xdotool mousemove 510 43 click 1 # Processes (still the active tab)
 sleep "$step_wait"
 expect_title "$target2"
 shot 09-processes-demo-prod-2
+
+# The Applications tab of demo@demo-prod-1 (observer_app_wx, fed by an
+# appmon_info process it starts on the node: rule observer.applications):
+# the list box on the left holds the node's applications, a click on one
+# draws its supervision tree on the right. Kernel's tree first, so that the
+# demo_shop shot is compared against another tree, not against whatever
+# observer selected by itself.
+click_app() { # app: click its row in the list box
+	local at
+	at=$(drive "approw $1")
+	log "$1's row: $at"
+	xdotool mousemove "${at%% *}" "$(cut -d' ' -f2 <<<"$at")" click 1
+}
+tree_of() { # app name...: the tree observer draws for app, once it holds every name
+	local ans
+	ans=$(drive "apptree $*")
+	log "$1's tree: $ans"
+	[[ -s $work/apptree.$1 ]] || die "no tree written for $1"
+	area=$(sed -n 's/^area \([0-9x+]*\),.*/\1/p' <<<"$ans")
+	[[ -n $area ]] || die "no drawing area in: $ans"
+}
+area_px() { # png geometry: pixels of the area unlike its corner (the background)
+	local bg
+	convert "$1" -crop "$2" +repage "$work/area.png"
+	bg=$(convert "$work/area.png" -format '%[pixel:p{2,2}]' info:)
+	convert "$work/area.png" -fill black -opaque "$bg" -fill white +opaque black \
+		-colorspace gray -format '%[fx:round(mean*w*h)]' info:
+}
+area_diff() { # a.png b.png geometry: pixels that differ in the area
+	local px
+	convert "$1" -crop "$3" +repage "$work/area-a.png"
+	convert "$2" -crop "$3" +repage "$work/area-b.png"
+	px=$(compare -metric AE "$work/area-a.png" "$work/area-b.png" null: 2>&1 >/dev/null) || true
+	[[ ${px%% *} =~ ^[0-9]+$ ]] || die "compare: $px"
+	echo "${px%% *}"
+}
+log "select $target1 again: $(drive "select $target1")"
+sleep "$step_wait"
+expect_title "$target1"
+xdotool mousemove 405 43 click 1 # Applications
+sleep "$step_wait"
+expect_title "$target1"
+click_app kernel
+tree_of kernel kernel_sup
+sleep 1
+import -window root "$work/apps-kernel.png"
+click_app demo_shop
+# demo_shop_sup -> order_intake, price_cache, catalog, ingest_sup ->
+# order_feeder (not registered: drawn as its pid), payment_poller (crashes
+# every 15-30 s and is restarted: apptree waits for it).
+tree_of demo_shop demo_shop_sup order_intake price_cache catalog ingest_sup payment_poller
+sleep 1
+expect_title "$target1"
+shot 10-applications-demo_shop
+cp "$work/apptree.demo_shop" "$out/applications-demo_shop.txt"
+changed=$(area_diff "$work/apps-kernel.png" "$out/10-applications-demo_shop.png" "$area")
+drawn=$(area_px "$out/10-applications-demo_shop.png" "$area")
+log "Applications tree area $area: $drawn pixels drawn, $changed changed from kernel's tree"
+((drawn > 3000)) || die "the Applications tab draws no tree for demo_shop (see $out/10-applications-demo_shop.png)"
+((changed > 2000)) || die "selecting demo_shop did not redraw the tree (see $out/10-applications-demo_shop.png)"
 drive quit >/dev/null
 
 # --- audit log ------------------------------------------------------------------
 audit=$work/state/audit.jsonl
 membership_denials=$(grep -c '"decision":"deny","rule":"cluster.membership"' "$audit" || true)
+appmon_allowed=$(grep '"mfa":"appmon_info:' "$audit" | grep -c '"decision":"allow","rule":"observer.applications"' || true)
+appmon_refused=$(grep '"mfa":"appmon_info:' "$audit" | grep -c '"decision":"deny"' || true)
 {
 	echo "# decisions on engineer->production calls (count decision mfa rule)"
 	grep '"event":"message"' "$audit" | grep '"mfa"' |
@@ -506,6 +650,8 @@ membership_denials=$(grep -c '"decision":"deny","rule":"cluster.membership"' "$a
 	grep '"decision":"deny"' "$audit" | sed -n 's/.*"mfa":"\([^"]*\)".*"reason":"\([^"]*\)".*"args":"\([^"]*\)".*/\1 \3: \2/p'
 	echo
 	echo "# cluster.membership denials (expect 0): $membership_denials"
+	echo
+	echo "# appmon_info (the Applications tab; rule observer.applications): allowed=$appmon_allowed refused=$appmon_refused (expect 0)"
 	echo
 	echo "# targets relayed (distribution sessions, engineer->production messages)"
 	for t in "${cluster[@]}"; do
@@ -525,6 +671,10 @@ for t in "$target1" "$target2"; do
 	grep "\"target\":\"$t\"" "$audit" | grep -q '"mfa":"observer_backend:procs_info/1","decision":"allow"' ||
 		die "no audited Processes read on $t"
 done
+grep "\"target\":\"$target1\"" "$audit" |
+	grep -q '"mfa":"appmon_info:start_link2/3","decision":"allow","rule":"observer.applications"' ||
+	die "no audited appmon_info:start_link2/3 (Applications tab) on $target1"
+((appmon_refused == 0)) || die "$appmon_refused appmon_info call(s) refused: $(grep '"mfa":"appmon_info:' "$audit" | grep '"decision":"deny"' | head -3)"
 for t in "${cluster[@]}"; do
 	grep '"event":"session_start"' "$audit" | grep -q "\"target\":\"$t\",.*\"decision\":\"allow\"" ||
 		die "no distribution session relayed to $t"
