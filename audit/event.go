@@ -18,6 +18,7 @@ const (
 	EventEpmd          Event = "epmd"            // an epmd query answered by the gateway's epmd face
 	EventCommand       Event = "command"         // a text view command (top, ets, ...) started or refused
 	EventOffboard      Event = "offboard"        // a user or key revoked; live connections cut
+	EventConfigReload  Event = "config_reload"   // the configuration was reloaded (SIGHUP); Detail says what it cut
 )
 
 // Events of the distribution relay (package gateway/relay) and the views.

@@ -24,6 +24,8 @@ type Identity struct {
 	Fingerprint string // SHA256 fingerprint of the key (the certificate's key for certificates)
 	CertSerial  uint64 // certificate serial; 0 for plain keys
 	Cert        bool   // authenticated with a certificate
+
+	key gossh.PublicKey // what the user authenticated with (Reload re-checks it)
 }
 
 // Authentication failure reasons. They go to the audit log and never carry
@@ -44,7 +46,7 @@ var (
 // authenticator decides public-key and certificate logins against a
 // validated Config. It is safe for concurrent use.
 type authenticator struct {
-	cfg   *config.Config
+	cfg   func() *config.Config // the configuration in force
 	clock func() time.Time
 }
 
@@ -53,7 +55,7 @@ type authenticator struct {
 // returns only restrictions (a certificate's critical options), never an
 // identity: that is built by verified once the signature checked out.
 func (a *authenticator) checkKey(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-	user, ok := a.cfg.Users[conn.User()]
+	user, ok := a.cfg().Users[conn.User()]
 	if !ok || user == nil {
 		return nil, errUnknownUser
 	}
@@ -82,7 +84,7 @@ func (a *authenticator) checkCert(principal string, cert *gossh.Certificate) err
 		return errCertAuthority
 	}
 	ca := cert.SignatureKey.Marshal()
-	if !slices.ContainsFunc(a.cfg.CAKeys(), func(k gossh.PublicKey) bool { return bytes.Equal(k.Marshal(), ca) }) {
+	if !slices.ContainsFunc(a.cfg().CAKeys(), func(k gossh.PublicKey) bool { return bytes.Equal(k.Marshal(), ca) }) {
 		return errUnknownCA
 	}
 	checker := gossh.CertChecker{
@@ -102,7 +104,7 @@ func (a *authenticator) verified(conn gossh.ConnMetadata, key gossh.PublicKey, p
 	if perms == nil {
 		return nil, errKeyNotListed
 	}
-	id := &Identity{User: conn.User(), Fingerprint: gossh.FingerprintSHA256(key)}
+	id := &Identity{User: conn.User(), Fingerprint: gossh.FingerprintSHA256(key), key: key}
 	out := &gossh.Permissions{ExtraData: map[any]any{}}
 	if cert, ok := key.(*gossh.Certificate); ok {
 		// Re-check: the PublicKeyCallback result may have been cached

@@ -61,13 +61,13 @@ func sortedGrants(g map[string]config.Grant) []string {
 // open proxy.
 func (s *Server) decideForward(user, host string, port uint32) forward {
 	f := forward{host: host}
-	reachable := s.cfg.Reachable(user)
+	reachable := s.conf().Reachable(user)
 	if strings.EqualFold(host, config.HomeHost) {
 		// The recipe's home forward names the cluster's local epmd port
 		// as its destination port: NAMES answers must carry it.
 		var ports []string
-		for _, cl := range sortedGrants(s.cfg.Grants(user)) {
-			l, _ := s.cfg.Layout(cl)
+		for _, cl := range sortedGrants(s.conf().Grants(user)) {
+			l, _ := s.conf().Layout(cl)
 			if uint32(l.EpmdPort) == port {
 				f.kind, f.epmdPort = "home", l.EpmdPort
 				return f
@@ -87,11 +87,11 @@ func (s *Server) decideForward(user, host string, port uint32) forward {
 	// local epmd port, which NAMES answers must carry; HOST:4369 (older
 	// recipes, hand-written forwards) gets engineer_epmd_port.
 	if port == config.EpmdPort {
-		f.kind, f.epmdPort = "epmd", s.cfg.EngineerEpmdPort
+		f.kind, f.epmdPort = "epmd", s.conf().EngineerEpmdPort
 		return f
 	}
 	for _, n := range on {
-		if l, _ := s.cfg.Layout(n.Cluster); uint32(l.EpmdPort) == port {
+		if l, _ := s.conf().Layout(n.Cluster); uint32(l.EpmdPort) == port {
 			f.kind, f.epmdPort = "epmd", l.EpmdPort
 			return f
 		}
@@ -99,7 +99,7 @@ func (s *Server) decideForward(user, host string, port uint32) forward {
 	for _, n := range on {
 		if uint32(n.GatewayPort) == port {
 			f.kind, f.node = "relay", n
-			f.grant = s.cfg.Grants(user)[n.Cluster]
+			f.grant = s.conf().Grants(user)[n.Cluster]
 			return f
 		}
 	}
@@ -140,14 +140,14 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 	}
 	c := stateOf(ctx)
 	if !c.openChannel() {
-		deny(gossh.ResourceShortage, fmt.Sprintf("too many channels on this connection (limit %d)", s.cfg.Limits.MaxChannelsPerConnection), f)
+		deny(gossh.ResourceShortage, fmt.Sprintf("too many channels on this connection (limit %d)", s.conf().Limits.MaxChannelsPerConnection), f)
 		return
 	}
 	release := c.closeChannel
 	if f.kind == "relay" {
 		if !s.acquireTarget(f.node.Name) {
 			release()
-			deny(gossh.ResourceShortage, fmt.Sprintf("too many sessions to %s (limit %d)", f.node.Name, s.cfg.Limits.MaxSessionsPerTarget), f)
+			deny(gossh.ResourceShortage, fmt.Sprintf("too many sessions to %s (limit %d)", f.node.Name, s.conf().Limits.MaxSessionsPerTarget), f)
 			return
 		}
 		release = func() { s.releaseTarget(f.node.Name); c.closeChannel() }
@@ -199,7 +199,7 @@ func targetOf(n *config.Node) relay.Target {
 func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g config.Grant) relay.Engineer {
 	return relay.Engineer{
 		User:       id.User,
-		Roles:      append([]string(nil), s.cfg.Users[id.User].Roles...),
+		Roles:      append([]string(nil), s.conf().Users[id.User].Roles...),
 		Session:    sessionOf(ctx),
 		KeyID:      id.KeyID,
 		CertSerial: id.CertSerial,
@@ -340,7 +340,7 @@ func mergeDetail(m map[string]string, k, v string) map[string]string {
 
 // openChannel takes a channel slot on the connection.
 func (c *connState) openChannel() bool {
-	if int(c.channels.Add(1)) > c.srv.cfg.Limits.MaxChannelsPerConnection {
+	if int(c.channels.Add(1)) > c.srv.conf().Limits.MaxChannelsPerConnection {
 		c.channels.Add(-1)
 		return false
 	}
@@ -359,7 +359,7 @@ func (c *connState) closeChannel() {
 func (s *Server) acquireTarget(node string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perTarget[node] >= s.cfg.Limits.MaxSessionsPerTarget {
+	if s.perTarget[node] >= s.conf().Limits.MaxSessionsPerTarget {
 		return false
 	}
 	s.perTarget[node]++

@@ -73,6 +73,8 @@ func (f *fakeRelay) Serve(ctx context.Context, eng relay.Engineer, t relay.Targe
 // SSH connection, which the front door closes itself.
 func (f *fakeRelay) CloseUser(user, reason string) int { return 0 }
 
+func (f *fakeRelay) Reconcile(func(relay.Engineer, relay.Target) relay.Keep) (int, int) { return 0, 0 }
+
 // KnownAtoms is a private set per call.
 func (f *fakeRelay) KnownAtoms(target string) *policy.AtomSet { return policy.NewAtomSet(1000) }
 

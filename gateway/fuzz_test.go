@@ -15,7 +15,8 @@ func FuzzDecideForward(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{}
+	s.cfgp.Store(cfg)
 	f.Add("alice", "prod-01", uint32(4369))
 	f.Add("alice", "prod-01", uint32(4370))
 	f.Add("alice", "PROD-01", uint32(4370))
@@ -24,6 +25,8 @@ func FuzzDecideForward(f *testing.F) {
 	f.Add("alice", "example.com", uint32(80))
 	f.Add("mallory", "prod-01", uint32(4369))
 	f.Add("alice", "prod-01\x00", uint32(4370))
+	f.Add("alice", "beamgate", uint32(14369))
+	f.Add("alice", "prod-01", uint32(14369))
 	f.Fuzz(func(t *testing.T, user, host string, port uint32) {
 		d := s.decideForward(user, host, port)
 		if d.kind == "" {
@@ -32,13 +35,18 @@ func FuzzDecideForward(f *testing.F) {
 			}
 			return
 		}
-		if user != "alice" || !strings.EqualFold(host, "prod-01") {
+		if user != "alice" || !strings.EqualFold(host, "prod-01") && !strings.EqualFold(host, config.HomeHost) {
 			t.Fatalf("allowed %s to %s:%d", user, host, port)
 		}
 		switch d.kind {
 		case "epmd":
-			if port != 4369 {
-				t.Fatalf("epmd face on port %d", port)
+			// 4369, or the cluster's local epmd port (the only cluster's: 14369).
+			if port != 4369 && port != 14369 || !strings.EqualFold(host, "prod-01") {
+				t.Fatalf("epmd face on %s:%d", host, port)
+			}
+		case "home":
+			if port != 14369 || !strings.EqualFold(host, config.HomeHost) {
+				t.Fatalf("home face on %s:%d", host, port)
 			}
 		case "relay":
 			if port != 4370 || d.node == nil || d.node.Name != "prismatic@prod-01" || d.grant.Profile == nil {

@@ -42,6 +42,10 @@ type Relayer interface {
 	// KnownAtoms is the atom set the relay's sessions to target share; the
 	// text views' policy sessions spend the same budget.
 	KnownAtoms(target string) *policy.AtomSet
+	// Reconcile decides every live session again after a configuration
+	// reload (relay.Relay.Reconcile) and returns how many were kept and
+	// ended.
+	Reconcile(decide func(relay.Engineer, relay.Target) relay.Keep) (kept, ended int)
 }
 
 // Options wire a Server.
@@ -101,7 +105,7 @@ type Options struct {
 //     adds to it under mu, only while !closing, so drain's Wait sees every
 //     one.
 type Server struct {
-	cfg   *config.Config
+	cfgp  atomic.Pointer[config.Config] // the configuration in force (Reload swaps it)
 	opts  Options
 	log   *zap.Logger
 	auth  *authenticator
@@ -120,6 +124,9 @@ type Server struct {
 	views     *views.Limiter // running views per user per node (limits.views_per_node)
 	closers   []func() error // the server's own background work (the revocation watcher), stopped by Close and Shutdown
 }
+
+// conf is the configuration in force.
+func (s *Server) conf() *config.Config { return s.cfgp.Load() }
 
 // auditTimeout bounds one audit append made by the front door.
 const auditTimeout = 5 * time.Second
@@ -152,7 +159,6 @@ func NewServer(o Options) (*Server, error) {
 	}
 	o.Audit = o.Recent
 	s := &Server{
-		cfg:       o.Config,
 		opts:      o,
 		log:       o.Log,
 		now:       o.Now,
@@ -169,7 +175,8 @@ func NewServer(o Options) (*Server, error) {
 	if s.reach == nil {
 		s.reach = epmdReachable
 	}
-	s.auth = &authenticator{cfg: o.Config, clock: o.Now}
+	s.cfgp.Store(o.Config)
+	s.auth = &authenticator{cfg: s.conf, clock: o.Now}
 	if o.Revocations != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		if err := s.startRevocations(ctx, o.Revocations, o.RevocationInterval, o.RevocationStaleLimit); err != nil {
@@ -198,7 +205,7 @@ func NewServer(o Options) (*Server, error) {
 
 // ListenAndServe listens on the configured address and serves.
 func (s *Server) ListenAndServe() error {
-	l, err := net.Listen("tcp", s.cfg.Listen)
+	l, err := net.Listen("tcp", s.conf().Listen)
 	if err != nil {
 		return err
 	}
@@ -352,7 +359,7 @@ func (s *Server) drain(ctx context.Context) {
 // connections, and accounts for the connection when it ends.
 func (c *connState) supervise() {
 	s := c.srv
-	lim := s.cfg.Limits
+	lim := s.conf().Limits
 	handshake := time.NewTimer(lim.HandshakeTimeout)
 	defer handshake.Stop()
 	tick := time.NewTicker(lim.KeepaliveInterval)
@@ -518,7 +525,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				}
 				if !c.counted.Load() {
 					n := s.perUser[id.User]
-					if n >= s.cfg.Limits.MaxConnectionsPerUser {
+					if n >= s.conf().Limits.MaxConnectionsPerUser {
 						delete(s.live, c)
 						s.mu.Unlock()
 						c.fail(id.User, errTooManyConns.Error())

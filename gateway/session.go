@@ -290,8 +290,8 @@ type nodeStatus struct {
 // nodeTable checks every node id may reach, concurrently and bounded by
 // reachTimeout.
 func (s *Server) nodeTable(ctx context.Context, id *Identity) []nodeStatus {
-	nodes := s.cfg.Reachable(id.User)
-	grants := s.cfg.Grants(id.User)
+	nodes := s.conf().Reachable(id.User)
+	grants := s.conf().Grants(id.User)
 	rows := make([]nodeStatus, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -347,7 +347,7 @@ func (s *Server) writeNodes(ctx context.Context, out *bytes.Buffer, id *Identity
 			if r.reachable {
 				reach = "yes"
 			}
-			loc := s.cfg.LocalOf(r.node)
+			loc := s.conf().LocalOf(r.node)
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.node.Name, r.node.Host, net.JoinHostPort(loc.Addr, strconv.Itoa(loc.DistPort)), reach)
 		}
 		tw.Flush()
@@ -384,7 +384,7 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 	} else {
 		fmt.Fprintf(out, " (key %s)\n", id.Fingerprint)
 	}
-	roles := s.cfg.Users[id.User].Roles
+	roles := s.conf().Users[id.User].Roles
 	label := "role"
 	if len(roles) > 1 {
 		label = "roles"
@@ -415,7 +415,7 @@ func (s *Server) writeCookie(out *bytes.Buffer, id *Identity) {
 // runRecipe serves `recipe [CLUSTER]`: the gateway cookie and the recipe
 // of one cluster, or of every cluster id may reach.
 func (s *Server) runRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, args []string) error {
-	grants := s.cfg.Grants(id.User)
+	grants := s.conf().Grants(id.User)
 	clusters := sortedGrants(grants)
 	if len(clusters) == 0 {
 		return errors.New("you may reach no clusters")
@@ -449,7 +449,7 @@ func (s *Server) sshTarget(ctx ssh.Context, id *Identity) string {
 
 // writeRecipe writes one cluster's recipe for id.
 func (s *Server) writeRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, cluster string) {
-	l, ok := s.cfg.Layout(cluster)
+	l, ok := s.conf().Layout(cluster)
 	if !ok {
 		return
 	}
@@ -565,7 +565,7 @@ func iexConnectAll(nodes []string) string {
 // bastionAddr is the host and port engineers ssh to: the configured
 // advertise address, else the address this connection reached.
 func (s *Server) bastionAddr(ctx ssh.Context) (string, string) {
-	addr := s.cfg.Advertise
+	addr := s.conf().Advertise
 	if addr == "" && ctx.LocalAddr() != nil {
 		addr = ctx.LocalAddr().String()
 	}

@@ -72,14 +72,14 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 		return refuse(ruleViewUsage, fmt.Sprintf("usage: %s NODE|CLUSTER [flags]; run help for the flags", args[0]))
 	}
-	reachable := s.cfg.Reachable(id.User)
+	reachable := s.conf().Reachable(id.User)
 	for _, n := range reachable {
 		if n.Name == args[1] {
 			node = n
 		}
 	}
 	if node == nil {
-		if _, ok := s.cfg.Grants(id.User)[args[1]]; ok {
+		if _, ok := s.conf().Grants(id.User)[args[1]]; ok {
 			return s.runClusterView(ctx, run, id, args, ch, pty)
 		}
 		names := make([]string, len(reachable))
@@ -90,7 +90,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		if len(names) > 0 {
 			list = strings.Join(names, ", ")
 		}
-		clusters := strings.Join(sortedGrants(s.cfg.Grants(id.User)), ", ")
+		clusters := strings.Join(sortedGrants(s.conf().Grants(id.User)), ", ")
 		if clusters == "" {
 			clusters = "none"
 		}
@@ -110,7 +110,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	}
 	defer release()
 
-	grant := s.cfg.Grants(id.User)[node.Cluster]
+	grant := s.conf().Grants(id.User)[node.Cluster]
 	if err := s.aud.Record(ctx, audit.Gate, record(audit.DecisionAllow, "", "")); err != nil {
 		writeErr(ch, pty, auditUnavailable+"\n")
 		return 1
@@ -187,7 +187,7 @@ func (s *Server) runClusterView(ctx ssh.Context, run context.Context, id *Identi
 		return refuse(ruleViewDisabled, "views are not configured on this gateway")
 	}
 	var nodes []*config.Node
-	for _, n := range s.cfg.Reachable(id.User) {
+	for _, n := range s.conf().Reachable(id.User) {
 		if n.Cluster == cluster {
 			nodes = append(nodes, n)
 		}
@@ -203,7 +203,7 @@ func (s *Server) runClusterView(ctx ssh.Context, run context.Context, id *Identi
 		writeErr(ch, pty, auditUnavailable+"\n")
 		return 1
 	}
-	grant := s.cfg.Grants(id.User)[cluster]
+	grant := s.conf().Grants(id.User)[cluster]
 	members := make([]views.Member, len(nodes))
 	conns := make([]*viewConn, len(nodes))
 	for i, n := range nodes {
@@ -220,7 +220,7 @@ func (s *Server) runClusterView(ctx ssh.Context, run context.Context, id *Identi
 	// is scrubbed from it.
 	out := &scrubWriter{w: viewOut(ch, pty, flags), conns: conns}
 	s.log.Info("cluster view", zap.String("user", id.User), zap.String("cluster", cluster), zap.Int("nodes", len(nodes)), zap.String("command", truncate(cmdline, 128)))
-	err := views.RunCluster(run, members, views.ClusterOptions{Cluster: cluster, Parallel: s.cfg.Limits.ClusterViewParallel},
+	err := views.RunCluster(run, members, views.ClusterOptions{Cluster: cluster, Parallel: s.conf().Limits.ClusterViewParallel},
 		append([]string{args[0]}, flags...), out)
 	var partial *views.PartialError
 	switch {

@@ -129,6 +129,18 @@ type Session struct {
 	probe    bool                // a remsh probe to the engineer's init is out (remote.go)
 }
 
+// SetProfile changes the session's profile and mode: a reloaded
+// configuration's policy applies from the next message on. What the
+// session learnt (its own pids, links, monitors, atoms spent) stays.
+func (s *Session) SetProfile(p *Profile, mode Mode) {
+	if p == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prof, s.mode = p, mode
+}
+
 // monitor is one monitor the engineer set up on production.
 type monitor struct {
 	from term.Pid

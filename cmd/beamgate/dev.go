@@ -116,7 +116,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// Ctrl-C does, rather than rotating its audit log and running on.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
 	defer stop()
-	return serveUntil(ctx, srv, log, ln, nil)
+	return serveUntil(ctx, srv, log, ln, nil, nil)
 }
 
 func defaultStateDir() string {

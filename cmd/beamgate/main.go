@@ -176,18 +176,19 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// SIGHUP rotates the audit log (logrotate's postrotate, or by hand);
+	// SIGHUP re-reads the configuration (live sessions still allowed go
+	// on) and rotates the audit log (logrotate's postrotate, or by hand);
 	// the new file continues the chain.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return serveUntil(ctx, srv, log, nil, hup)
+	return serveUntil(ctx, srv, log, nil, hup, func() error { return reloadConfig(ctx, srv, *configPath, log) })
 }
 
 // serveUntil runs srv on ln (nil: its configured listen address) until
 // ctx ends, then shuts it down gracefully. Each value on rotate (nil:
 // never) rotates the audit log.
-func serveUntil(ctx context.Context, srv *service, log *zap.Logger, ln net.Listener, rotate <-chan os.Signal) error {
+func serveUntil(ctx context.Context, srv *service, log *zap.Logger, ln net.Listener, rotate <-chan os.Signal, reload func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		if ln != nil {
@@ -203,6 +204,11 @@ wait:
 			srv.Close()
 			return err
 		case <-rotate:
+			// SIGHUP (systemctl reload, logrotate's postrotate): re-read
+			// the configuration, then rotate the audit log.
+			if reload != nil {
+				_ = reload()
+			}
 			if err := srv.RotateAudit(); err != nil {
 				log.Error("audit log rotation on SIGHUP failed", zap.Error(err))
 			} else {

@@ -207,6 +207,42 @@ func (r *Relay) CloseUser(user, reason string) int {
 	return n
 }
 
+// Keep is Reconcile's verdict on one live session.
+type Keep struct {
+	OK      bool   // the session may go on
+	Reason  string // why not (the audit log and the session end say it)
+	Profile *policy.Profile
+	Mode    policy.Mode
+}
+
+// Reconcile decides every live session again (a configuration reload):
+// decide says, from the engineer and target the session started with,
+// whether it may go on and under which policy. Sessions that may not are
+// ended with the reason; the others take the policy from their next
+// message on. It returns how many sessions were kept and ended.
+func (r *Relay) Reconcile(decide func(Engineer, Target) Keep) (kept, ended int) {
+	r.mu.Lock()
+	live := make([]*session, 0, len(r.sessions))
+	for s := range r.sessions {
+		live = append(live, s)
+	}
+	r.mu.Unlock()
+	for _, s := range live {
+		s.polMu.Lock()
+		eng := s.eng
+		s.polMu.Unlock()
+		k := decide(eng, s.target)
+		if !k.OK {
+			s.cancel(&EndError{Reason: k.Reason})
+			ended++
+			continue
+		}
+		kept++
+		s.setPolicy(k.Profile, k.Mode)
+	}
+	return kept, ended
+}
+
 // Close ends every session and refuses new ones.
 func (r *Relay) Close() {
 	r.mu.Lock()

@@ -37,6 +37,7 @@ type session struct {
 
 	engName string // set by handshake
 	legs    *legs
+	polMu   sync.Mutex // guards pol's creation against setPolicy, and eng.Profile/Mode
 	pol     *policy.Session
 	pw      *dist.FrameWriter // production leg
 	out     outQueue          // engineer leg
@@ -44,6 +45,21 @@ type session struct {
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
 	engSeen, prodSeen                  atomic.Int64 // unix nanos of the last inbound frame or tick
 	engTick, prodTick                  tickRate     // how often each leg's peer ticks
+}
+
+// setPolicy changes the session's profile and mode (Reconcile). Before
+// the handshake finished there is no policy session yet: the new profile
+// is then the one it starts with.
+func (s *session) setPolicy(p *policy.Profile, mode policy.Mode) {
+	if p == nil {
+		return
+	}
+	s.polMu.Lock()
+	defer s.polMu.Unlock()
+	s.eng.Profile, s.eng.Mode = p, mode
+	if s.pol != nil {
+		s.pol.SetProfile(p, mode)
+	}
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -61,12 +77,15 @@ func (s *session) run(ctx context.Context) error {
 	s.legs = lg
 	s.pconn = lg.pconn
 	defer s.pconn.Close()
+	s.polMu.Lock()
 	s.pol = policy.NewSession(policy.SessionConfig{
 		Profile: s.eng.Profile, Mode: s.eng.Mode,
 		Engineer: term.Atom(lg.engName), EngineerCreation: lg.engCreation,
 		Production: term.Atom(s.target.Name), ProductionCreation: lg.prodCreation,
 		Known: s.r.knownAtoms(s.target.Name),
 	})
+	profName, mode := s.eng.Profile.Name, s.eng.Mode
+	s.polMu.Unlock()
 	s.pw = dist.NewFrameWriter(s.pconn)
 	s.out.init(s.r.limits.MaxBuffered)
 	now := s.r.cfg.Now().UnixNano()
@@ -74,7 +93,7 @@ func (s *session) run(ctx context.Context) error {
 	s.prodSeen.Store(now)
 
 	start := s.record(audit.EventSessionStart, audit.DecisionAllow, "", "")
-	start.Detail = map[string]string{"flags": lg.flags.String(), "mode": string(s.eng.Mode), "profile": s.eng.Profile.Name}
+	start.Detail = map[string]string{"flags": lg.flags.String(), "mode": string(mode), "profile": profName}
 	if err := s.r.aud.Record(ctx, audit.Gate, start); err != nil {
 		return fmt.Errorf("relay: audit log unavailable, session refused: %w", err)
 	}
