@@ -3,7 +3,7 @@
 
 GO       ?= go
 # Go modules to check and test (directories holding a go.mod).
-MODULES  ?= . cookies/vaulttest
+MODULES  ?= . cookies/vaulttest deploy/kubernetes/manifesttest
 # How long `make fuzz` runs each Fuzz target.
 FUZZTIME ?= 30s
 # How long `make fuzz-smoke` (part of `make test`) runs each Fuzz target.
@@ -20,7 +20,7 @@ GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 .PHONY: help test fmt-check vet staticcheck staticcheck-version race build fuzz fuzz-smoke
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E "^[a-z0-9-]+:.*## " $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
 
 # The steps run one after another (also under make -j), fastest first.
 test: ## fmt-check, vet, staticcheck, race (every test, real BEAM nodes included), fuzz-smoke; both modules
@@ -113,3 +113,33 @@ bench-verify: ## write a ~1 GiB rotated audit set, time audit.VerifySet and `bea
 .PHONY: observer-gui
 observer-gui: ## drive the real observer GUI (Xvfb) through beamgate dev, save screenshots (root, Debian)
 	bash scripts/observer-gui.sh $(OBSERVER_GUI_OUT)
+
+# The Kubernetes manifests (deploy/kubernetes). Their strict-decoding test
+# is the deploy/kubernetes/manifesttest module, run by `make test`.
+.PHONY: k8s-checksum
+k8s-checksum: ## write configmap.yaml's SHA-256 into the Deployment's checksum/config annotation (rolls the pods on apply)
+	cd deploy/kubernetes/manifesttest && $(GO) test -count=1 -run '^TestConfigChecksum$$' . -args -update-checksum
+
+# The container image (deploy/image/Containerfile): FROM scratch, a static
+# binary and the build host's CA bundle. Needs buildah; not part of `make
+# test` (CI may have no container storage). The tag is VERSION, or dev.
+IMAGE_TAG     ?= $(or $(VERSION),dev)
+IMAGE         ?= beamgate:$(IMAGE_TAG)
+IMAGE_CONTEXT ?= bin/image-context
+IMAGE_ARCHIVE ?= bin/beamgate-image.tar
+CA_BUNDLE     ?= /etc/ssl/certs/ca-certificates.crt
+BUILDAH       ?= buildah --storage-driver vfs
+
+.PHONY: image image-check
+image: ## build the image (static binary, FROM scratch, user 65532) with buildah and write bin/beamgate-image.tar (OCI archive)
+	@test -r $(CA_BUNDLE) || { echo "no CA bundle at $(CA_BUNDLE) (apt-get install ca-certificates, or set CA_BUNDLE)"; exit 1; }
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_CONTEXT)/beamgate ./cmd/beamgate
+	cp $(CA_BUNDLE) $(IMAGE_CONTEXT)/ca-certificates.crt
+	$(BUILDAH) bud --file deploy/image/Containerfile --build-arg VERSION=$(VERSION) --tag $(IMAGE) $(IMAGE_CONTEXT)
+	rm -f $(IMAGE_ARCHIVE)
+	$(BUILDAH) push $(IMAGE) oci-archive:$(IMAGE_ARCHIVE):$(IMAGE)
+	@ls -l $(IMAGE_ARCHIVE)
+
+image-check: ## inspect the image from `make image` and run /beamgate version and help inside it, as uid 65532 (chroot; root)
+	BUILDAH="$(BUILDAH)" bash deploy/image/check.sh $(IMAGE) $(IMAGE_ARCHIVE)
