@@ -28,6 +28,12 @@ type channelConn struct {
 	rExpired  atomic.Bool
 	wExpired  atomic.Bool
 	onClose   func()
+	// abort closes the whole SSH connection: the way out when the client
+	// stopped reading (a frozen ssh), which leaves a Write blocked on the
+	// channel's window for good (x/crypto wakes it only on the peer's
+	// CHANNEL_CLOSE). writing counts Writes in progress.
+	abort   func()
+	writing atomic.Int32
 
 	mu     sync.Mutex
 	rTimer *time.Timer
@@ -69,7 +75,9 @@ func (c *channelConn) Write(b []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, net.ErrClosed
 	}
+	c.writing.Add(1)
 	n, err := c.ch.Write(b)
+	c.writing.Add(-1)
 	if err != nil {
 		switch {
 		case c.wExpired.Load():
@@ -83,11 +91,25 @@ func (c *channelConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// stuckClose is how long Close waits for blocked Writes to give up before
+// it closes the whole SSH connection (abort).
+const stuckClose = 2 * time.Second
+
 // Close closes the channel (CHANNEL_CLOSE, not just EOF). It is idempotent.
+// A Write still blocked stuckClose later (the client stopped reading)
+// makes it close the SSH connection, which frees the Write and whatever
+// it holds.
 func (c *channelConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		if c.abort != nil {
+			time.AfterFunc(stuckClose, func() {
+				if c.writing.Load() > 0 {
+					c.abort()
+				}
+			})
+		}
 		c.mu.Lock()
 		if c.rTimer != nil {
 			c.rTimer.Stop()

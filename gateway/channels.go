@@ -175,6 +175,10 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 	chCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	conn := newChannelConn(ch, channelAddr{dest}, sc.RemoteAddr(), release)
+	conn.abort = func() {
+		s.log.Info("closing an ssh connection whose client stopped reading", zap.String("user", id.User), zap.String("dest", dest))
+		sc.Close()
+	}
 	defer conn.Close()
 
 	switch f.kind {
@@ -217,7 +221,8 @@ func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g
 func (s *Server) faceFor(ctx ssh.Context, id *Identity, f forward) *epmd.Face {
 	on := f.on
 	return &epmd.Face{
-		EPMDPort: uint16(f.epmdPort),
+		RequestTimeout: s.conf().Limits.ForwardTimeout,
+		EPMDPort:       uint16(f.epmdPort),
 		Lookup: func(alive string) (uint16, bool) {
 			for _, n := range on {
 				if n.Alive == alive {
@@ -278,11 +283,12 @@ func (s *Server) observeEpmd(ctx ssh.Context, id *Identity, dest string) func(ep
 // nodes() once connected.
 func (s *Server) homeFace(ctx ssh.Context, id *Identity, c *connState, epmdPort int, dest string) *epmd.Face {
 	return &epmd.Face{
-		EPMDPort: uint16(epmdPort),
-		Register: c.home.register,
-		Lookup:   c.home.lookup,
-		Names:    c.home.names,
-		Observe:  s.observeEpmd(ctx, id, dest),
+		RequestTimeout: s.conf().Limits.ForwardTimeout,
+		EPMDPort:       uint16(epmdPort),
+		Register:       c.home.register,
+		Lookup:         c.home.lookup,
+		Names:          c.home.names,
+		Observe:        s.observeEpmd(ctx, id, dest),
 	}
 }
 

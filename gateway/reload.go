@@ -128,15 +128,18 @@ func sessionVerdict(cfg *config.Config, eng relay.Engineer, t relay.Target) rela
 func needsRestart(old, cfg *config.Config) []string {
 	var out []string
 	for key, same := range map[string]bool{
-		"listen":                    old.Listen == cfg.Listen,
-		"host_key":                  old.HostKey == cfg.HostKey,
-		"gateway_secret_file":       old.GatewaySecretFile == cfg.GatewaySecretFile,
-		"cookie_window":             old.CookieWindow == cfg.CookieWindow,
-		"audit":                     reflect.DeepEqual(old.Audit, cfg.Audit),
-		"cookies":                   reflect.DeepEqual(old.Cookies, cfg.Cookies),
-		"limits.handshake_timeout":  old.Limits.HandshakeTimeout == cfg.Limits.HandshakeTimeout,
-		"limits.keepalive_interval": old.Limits.KeepaliveInterval == cfg.Limits.KeepaliveInterval,
-		"limits.views_per_node":     old.Limits.ViewsPerNode == cfg.Limits.ViewsPerNode,
+		"listen":                          old.Listen == cfg.Listen,
+		"host_key":                        old.HostKey == cfg.HostKey,
+		"gateway_secret_file":             old.GatewaySecretFile == cfg.GatewaySecretFile,
+		"cookie_window":                   old.CookieWindow == cfg.CookieWindow,
+		"audit":                           reflect.DeepEqual(old.Audit, cfg.Audit),
+		"cookies":                         reflect.DeepEqual(old.Cookies, cfg.Cookies),
+		"limits.handshake_timeout":        old.Limits.HandshakeTimeout == cfg.Limits.HandshakeTimeout,
+		"limits.keepalive_interval":       old.Limits.KeepaliveInterval == cfg.Limits.KeepaliveInterval,
+		"limits.views_per_node":           old.Limits.ViewsPerNode == cfg.Limits.ViewsPerNode,
+		"limits.max_buffered_per_session": old.Limits.MaxBufferedPerSession == cfg.Limits.MaxBufferedPerSession,
+		"limits.buffer_budget":            old.Limits.BufferBudget == cfg.Limits.BufferBudget,
+		"ops":                             reflect.DeepEqual(old.Ops, cfg.Ops),
 	} {
 		if !same {
 			out = append(out, key)

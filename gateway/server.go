@@ -128,6 +128,9 @@ type Server struct {
 // conf is the configuration in force.
 func (s *Server) conf() *config.Config { return s.cfgp.Load() }
 
+// Config is the configuration in force (the latest a Reload put there).
+func (s *Server) Config() *config.Config { return s.conf() }
+
 // auditTimeout bounds one audit append made by the front door.
 const auditTimeout = 5 * time.Second
 

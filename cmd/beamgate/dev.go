@@ -190,6 +190,7 @@ func writeDevConfig(path, listen string, gatewayPort, epmdPort int, keys []strin
 	fmt.Fprintf(&b, "# Written by beamgate dev on every start.\n")
 	fmt.Fprintf(&b, "listen: %q\nhost_key: ./ssh_host_ed25519_key\ngateway_secret_file: ./gateway_secret\n", listen)
 	fmt.Fprintf(&b, "engineer_epmd_port: %d\n", epmdPort)
+	fmt.Fprintf(&b, "shutdown_grace: 2s # Ctrl-C ends dev quickly\n")
 	fmt.Fprintf(&b, "audit:\n  path: ./audit.jsonl\ncookies:\n  backend: file\n  file: ./cookies.yaml\n")
 	fmt.Fprintf(&b, "clusters:\n  %s:\n    nodes:\n", demoCluster)
 	for i, n := range demoNodes {

@@ -66,9 +66,6 @@ func versionString() string {
 	return fmt.Sprintf("%s commit %s (%s)", v, rev, at)
 }
 
-// shutdownGrace bounds a graceful shutdown after SIGINT/SIGTERM.
-const shutdownGrace = 10 * time.Second
-
 const usage = `usage: beamgate COMMAND [flags]
 
 commands:
@@ -182,7 +179,39 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return serveUntil(ctx, srv, log, nil, hup, func() error { return reloadConfig(ctx, srv, *configPath, log) })
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	// systemd (Type=notify): ready once listening; RELOADING/READY around
+	// a reload; STOPPING on SIGTERM; the watchdog while serving. All
+	// no-ops without NOTIFY_SOCKET.
+	_ = sdNotify("READY=1\nSTATUS=serving on " + ln.Addr().String())
+	if iv := sdWatchdogInterval(); iv > 0 {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			t := time.NewTicker(iv)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+					_ = sdNotify("WATCHDOG=1")
+				}
+			}
+		}()
+	}
+	reload := func() error {
+		_ = sdNotify(sdReloading())
+		err := reloadConfig(ctx, srv, *configPath, log)
+		srv.reloaded(err == nil)
+		_ = sdNotify("READY=1")
+		return err
+	}
+	return serveUntil(ctx, srv, log, ln, hup, reload)
 }
 
 // serveUntil runs srv on ln (nil: its configured listen address) until
@@ -218,8 +247,13 @@ wait:
 			break wait
 		}
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	// Drain: new connections are refused at once; live sessions get
+	// shutdown_grace, then are cut (their session_end records say so).
+	grace := srv.srv.Config().ShutdownGrace
+	_ = sdNotify("STOPPING=1")
+	srv.SetDraining()
+	log.Info("shutting down", zap.Duration("grace", grace))
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err

@@ -37,3 +37,10 @@ func unjoin(err error) []error {
 	}
 	return []error{err}
 }
+
+// reloaded counts a reload in the metrics (beamgate_config_reloads_total).
+func (s *service) reloaded(ok bool) {
+	if s.metrics != nil {
+		s.metrics.IncReload(ok)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"beamgate/cookies"
 	"beamgate/gateway"
 	"beamgate/gateway/config"
+	"beamgate/gateway/ops"
 	"beamgate/gateway/relay"
 
 	"go.uber.org/zap"
@@ -51,9 +52,13 @@ type service struct {
 	srv         *gateway.Server
 	alog        *audit.Log
 	checkpoints atomic.Pointer[audit.Checkpointer] // kicked after a rotation
+	// ops is the ops listener (nil: ops.listen is off); metrics are its
+	// metrics (nil too then: their methods do nothing).
+	ops     *ops.Server
+	metrics *ops.Metrics
 	// closers run in order once the front door has stopped: the relay
 	// (ending sessions a drain left), then the audit log (after every
-	// last record), then the cookie store.
+	// last record), then the ops listener, then the cookie store.
 	closers []func() error
 }
 
@@ -102,6 +107,22 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	default:
 		return nil, fmt.Errorf("cookies.backend %q is not supported", cfg.Cookies.Backend)
 	}
+	// The ops listener binds now (a busy port fails before anything is
+	// written) and serves once the gateway is built. It closes after the
+	// audit log, so the last scrape sees the drain, and before the cookie
+	// store its probes ask.
+	if cfg.Ops.Listen != "" {
+		svc.metrics = ops.NewMetrics(versionString())
+		svc.ops = ops.New(cfg.Ops.Listen, svc.metrics, log.Named("ops"))
+		if err := svc.ops.Listen(); err != nil {
+			return fail(fmt.Errorf("ops.listen %s: %w", cfg.Ops.Listen, err))
+		}
+		svc.closers = append([]func() error{func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return svc.ops.Close(ctx)
+		}}, svc.closers...)
+	}
 	// Then what beamgate creates on first start.
 	for _, p := range []string{cfg.HostKey, cfg.GatewaySecretFile, cfg.Audit.Path} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -138,9 +159,19 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	}
 	audClosers = append([]func() error{cp.Close}, audClosers...)
 	// Recent keeps each engineer's own refusals (ssh bastion why); every
-	// record still goes to the log first.
-	recent := gateway.NewRecent(alog, nil)
-	rl := relay.New(relay.Config{Audit: recent, Cookies: store, Log: log.Named("relay")})
+	// record still goes to the log first, through the metrics when the
+	// ops listener is on.
+	var sink audit.Sink = alog
+	if svc.ops != nil {
+		sink = ops.NewMetricsSink(alog, svc.metrics)
+		svc.ops.AddCheck(ops.Check{Name: "audit", Err: alog.Err})
+	}
+	recent := gateway.NewRecent(sink, nil)
+	rl := relay.New(relay.Config{Audit: recent, Cookies: store, Log: log.Named("relay"), Limits: relay.Limits{
+		HandshakeTimeout: cfg.Limits.ForwardTimeout,
+		MaxBuffered:      int(cfg.Limits.MaxBufferedPerSession),
+		BufferBudget:     int64(cfg.Limits.BufferBudget),
+	}})
 	svc.closers = append(append([]func() error{func() error { rl.Close(); return nil }}, audClosers...), svc.closers...)
 	opts := gateway.Options{
 		Config:     cfg,
@@ -159,11 +190,33 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	for _, t := range tweaks {
 		t(&opts)
 	}
+	if svc.ops != nil {
+		if opts.Revocations != nil {
+			opts.Revocations = svc.ops.TrackRevocations(opts.Revocations, opts.RevocationStaleLimit)
+		}
+		if vs != nil {
+			svc.ops.WatchVault(vs, vaultStartTimeout)
+		}
+	}
 	svc.srv, err = gateway.NewServer(opts)
 	if err != nil {
 		return fail(err)
 	}
+	if svc.ops != nil {
+		if err := svc.ops.Start(); err != nil {
+			svc.srv.Close()
+			return fail(err)
+		}
+	}
 	return svc, nil
+}
+
+// SetDraining makes the ops listener's /readyz fail (SIGTERM: the gateway
+// is draining); Shutdown calls it too.
+func (s *service) SetDraining() {
+	if s.ops != nil {
+		s.ops.SetDraining()
+	}
 }
 
 // RotateAudit rotates the audit log now (SIGHUP); the next checkpoint
@@ -258,6 +311,7 @@ func (s *service) Close() error {
 // Shutdown stops accepting, waits for connections to end or ctx, then
 // closes the parts.
 func (s *service) Shutdown(ctx context.Context) error {
+	s.SetDraining()
 	return errors.Join(s.srv.Shutdown(ctx), s.closeParts())
 }
 

@@ -69,6 +69,10 @@ type Config struct {
 	UserCAKeys       []string            `yaml:"user_ca_keys"`
 	Roles            map[string]*Role    `yaml:"roles"`
 	Limits           Limits              `yaml:"limits"`
+	Ops              OpsConfig           `yaml:"ops"`
+	// ShutdownGrace is how long live sessions may go on after SIGTERM
+	// (new connections are refused at once) before they are cut.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
 	// Filled by Validate.
 	caKeys []gossh.PublicKey
@@ -175,6 +179,16 @@ type Limits struct {
 	// ViewsPerNode bounds the text views one user runs at once on one
 	// node (a top --watch and an info side by side).
 	ViewsPerNode int `yaml:"views_per_node"`
+	// MaxBufferedPerSession bounds production's output waiting for one
+	// slow or stopped engineer before that session is cut; BufferBudget
+	// bounds it for the whole gateway (default: a quarter of the
+	// machine's memory): over it, the sessions holding the most are cut
+	// first. See limits.go.
+	MaxBufferedPerSession ByteSize `yaml:"max_buffered_per_session"`
+	BufferBudget          ByteSize `yaml:"buffer_budget"`
+	// ForwardTimeout bounds a forwarded epmd request and a relayed
+	// node's handshake: a silent ssh -L channel is closed after it.
+	ForwardTimeout time.Duration `yaml:"forward_timeout"`
 }
 
 // Error is one validation problem: the key path, what is wrong, and
@@ -302,6 +316,7 @@ func (c *Config) resolve(dir string) {
 	setInt(&l.MaxSessionsPerTarget, DefaultMaxSessionsPerTarget)
 	setInt(&l.ClusterViewParallel, DefaultClusterViewParallel)
 	setInt(&l.ViewsPerNode, DefaultViewsPerNode)
+	c.resolveBudgets()
 }
 
 // isPolicyPath mirrors policy.Load: a name with a path separator or a YAML
@@ -335,6 +350,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAudit(bad)
 	c.validateShip(bad)
+	c.validateOps(bad)
 	switch c.Cookies.Backend {
 	case "file":
 		if c.Cookies.File == "" {
@@ -352,6 +368,7 @@ func (c *Config) Validate() error {
 		bad("engineer_epmd_port", fmt.Sprintf("%d is not a TCP port", c.EngineerEpmdPort), "use a free local port such as 14369")
 	}
 	c.validateLimits(bad)
+	c.validateBudgets(bad)
 	c.validateClusters(bad)
 	c.validateLayout(bad)
 	c.validateRoles(bad)

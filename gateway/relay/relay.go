@@ -67,6 +67,10 @@ type Limits struct {
 	// Silence ends a session when a leg sent nothing, not even a tick, for
 	// this long (90 s; OTP's net_ticktime is 60 s).
 	Silence time.Duration
+	// BufferBudget bounds production→engineer bytes waiting over all
+	// sessions together (0: no gateway-wide bound). Past it the sessions
+	// holding the most are ended first (budget.go).
+	BufferBudget int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -127,6 +131,7 @@ type Relay struct {
 
 	unknownLogged sync.Map // target/side/bits → struct{}: unknown flag bits logged once
 	standIn       atomic.Uint32
+	buffered      atomic.Int64 // production→engineer bytes held by every session (budget.go)
 }
 
 // New returns a Relay. cfg.Audit and cfg.Cookies are required.

@@ -43,6 +43,7 @@ type session struct {
 	out     outQueue          // engineer leg
 
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
+	budgetCut                          atomic.Bool  // ended by overBudget
 	engSeen, prodSeen                  atomic.Int64 // unix nanos of the last inbound frame or tick
 	engTick, prodTick                  tickRate     // how often each leg's peer ticks
 }
@@ -88,6 +89,9 @@ func (s *session) run(ctx context.Context) error {
 	s.polMu.Unlock()
 	s.pw = dist.NewFrameWriter(s.pconn)
 	s.out.init(s.r.limits.MaxBuffered)
+	if b := s.r.limits.BufferBudget; b > 0 {
+		s.out.total, s.out.limit, s.out.over = &s.r.buffered, b, s.r.overBudget
+	}
 	now := s.r.cfg.Now().UnixNano()
 	s.engSeen.Store(now)
 	s.prodSeen.Store(now)
@@ -348,7 +352,9 @@ func (s *session) engineerWriter(ctx context.Context) error {
 				continue
 			}
 			bufs := net.Buffers(frames)
-			if _, err := bufs.WriteTo(s.econn); err != nil {
+			_, err := bufs.WriteTo(s.econn)
+			s.out.written()
+			if err != nil {
 				return fmt.Errorf("writing to the engineer: %w", err)
 			}
 			last = s.r.cfg.Now()
@@ -449,17 +455,31 @@ func (r *tickRate) observe(now time.Time, prevNanos int64, isTick bool) {
 // outQueue buffers production→engineer frames for the engineer writer,
 // up to a byte cap.
 type outQueue struct {
-	mu     sync.Mutex
-	frames [][]byte
-	bytes  int
-	max    int
-	closed bool
-	ready  chan struct{}
+	mu       sync.Mutex
+	frames   [][]byte
+	bytes    int // queued
+	inflight int // taken by the writer, not yet written
+	max      int
+	closed   bool
+	ready    chan struct{}
+	// total is the relay-wide count of held bytes (queued and in
+	// flight), nil when none is kept; over is called when a push takes it
+	// past the budget.
+	total *atomic.Int64
+	over  func()
+	limit int64
 }
 
 func (q *outQueue) init(max int) {
 	q.max = max
 	q.ready = make(chan struct{}, 1)
+}
+
+// held is what the queue holds, queued and in flight.
+func (q *outQueue) held() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes + q.inflight
 }
 
 var errTooSlow = errors.New("the engineer's node reads too slowly")
@@ -487,6 +507,9 @@ func (q *outQueue) push(pieces ...[]byte) error {
 	q.frames = append(q.frames, pieces...)
 	q.bytes += n
 	q.mu.Unlock()
+	if q.total != nil && q.total.Add(int64(n)) > q.limit && q.over != nil {
+		q.over()
+	}
 	select {
 	case q.ready <- struct{}{}:
 	default:
@@ -494,19 +517,38 @@ func (q *outQueue) push(pieces ...[]byte) error {
 	return nil
 }
 
+// take hands the queued frames to the writer, which calls written once
+// they are on the wire.
 func (q *outQueue) take() ([][]byte, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	f := q.frames
 	q.frames = nil
+	q.inflight += q.bytes
 	q.bytes = 0
 	return f, q.closed
+}
+
+// written releases what take handed out.
+func (q *outQueue) written() {
+	q.mu.Lock()
+	n := q.inflight
+	q.inflight = 0
+	q.mu.Unlock()
+	if q.total != nil {
+		q.total.Add(-int64(n))
+	}
 }
 
 func (q *outQueue) close() {
 	q.mu.Lock()
 	q.closed = true
+	n := q.bytes + q.inflight
+	q.frames, q.bytes, q.inflight = nil, 0, 0
 	q.mu.Unlock()
+	if q.total != nil {
+		q.total.Add(-int64(n))
+	}
 	select {
 	case q.ready <- struct{}{}:
 	default:
