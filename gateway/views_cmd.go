@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -52,22 +53,10 @@ const viewDialTimeout = 10 * time.Second
 // node) for id, writing to ch until the view ends or run does. It returns
 // the exit status.
 func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, args []string, ch gossh.Channel, pty bool) uint32 {
+	v := &viewCommand{s: s, ctx: ctx, id: id, args: args, ch: ch, pty: pty}
+	record, refuse := v.record, v.refuse
 	cmdline := strings.Join(args, " ")
 	var node *config.Node
-	record := func(decision audit.Decision, rule, reason string) *audit.Record {
-		r := s.record(ctx, id, audit.EventCommand, decision, reason)
-		r.Op = truncate(cmdline, 128)
-		r.Rule = rule
-		if node != nil {
-			r.Target, r.Cluster = node.Name, node.Cluster
-		}
-		return r
-	}
-	refuse := func(rule, msg string) uint32 {
-		s.aud.Record(ctx, audit.After, record(audit.DecisionDeny, rule, msg))
-		writeErr(ch, pty, fmt.Sprintf("beamgate: %s refused (rule %s): %s\n", args[0], rule, msg))
-		return 1
-	}
 
 	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 		return refuse(ruleViewUsage, fmt.Sprintf("usage: %s NODE|CLUSTER [flags]; run help for the flags", args[0]))
@@ -80,7 +69,8 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	}
 	if node == nil {
 		if _, ok := s.conf().Grants(id.User)[args[1]]; ok {
-			return s.runClusterView(ctx, run, id, args, ch, pty)
+			v.cluster = args[1]
+			return s.runClusterView(v, run)
 		}
 		names := make([]string, len(reachable))
 		for i, n := range reachable {
@@ -90,19 +80,16 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		if len(names) > 0 {
 			list = strings.Join(names, ", ")
 		}
-		clusters := strings.Join(sortedGrants(s.conf().Grants(id.User)), ", ")
+		clusters := strings.Join(slices.Sorted(maps.Keys(s.conf().Grants(id.User))), ", ")
 		if clusters == "" {
 			clusters = "none"
 		}
 		return refuse(ruleViewNode, fmt.Sprintf("%q is not a node or cluster you may reach; your nodes: %s; your clusters: %s", truncate(args[1], 80), list, clusters))
 	}
+	v.node = node
 	flags := args[2:]
-	watch := hasFlag(flags, "watch")
-	if watch && !pty && !hasFlag(flags, "json") {
-		return refuse(ruleViewPTY, "--watch redraws the screen and needs a terminal: run it with ssh -t (or add --json for one line per refresh)")
-	}
-	if s.opts.Cookies == nil {
-		return refuse(ruleViewDisabled, "views are not configured on this gateway")
+	if status, refused := v.refuseUnrunnable(flags); refused {
+		return status
 	}
 	release, ok := s.views.Acquire(id.User, node.Name)
 	if !ok {
@@ -161,30 +148,16 @@ func viewOut(ch gossh.Channel, pty bool, flags []string) io.Writer {
 // policed and audited as a single-node view's are; a node that is down
 // or times out is reported and the others are still shown (exit status
 // 2 when some failed, 1 when all did).
-func (s *Server) runClusterView(ctx ssh.Context, run context.Context, id *Identity, args []string, ch gossh.Channel, pty bool) uint32 {
-	cluster := args[1]
+func (s *Server) runClusterView(v *viewCommand, run context.Context) uint32 {
+	ctx, id, args, ch, pty, cluster := v.ctx, v.id, v.args, v.ch, v.pty, v.cluster
 	cmdline := strings.Join(args, " ")
-	record := func(decision audit.Decision, rule, reason string) *audit.Record {
-		r := s.record(ctx, id, audit.EventCommand, decision, reason)
-		r.Op = truncate(cmdline, 128)
-		r.Rule = rule
-		r.Cluster = cluster
-		return r
-	}
-	refuse := func(rule, msg string) uint32 {
-		s.aud.Record(ctx, audit.After, record(audit.DecisionDeny, rule, msg))
-		writeErr(ch, pty, fmt.Sprintf("beamgate: %s refused (rule %s): %s\n", args[0], rule, msg))
-		return 1
-	}
+	record, refuse := v.record, v.refuse
 	if !slices.Contains(views.ClusterCommands, args[0]) {
 		return refuse(ruleViewUsage, fmt.Sprintf("%s takes one NODE, not a cluster; cluster-wide: %s", args[0], strings.Join(views.ClusterCommands, ", ")))
 	}
 	flags := args[2:]
-	if hasFlag(flags, "watch") && !pty && !hasFlag(flags, "json") {
-		return refuse(ruleViewPTY, "--watch redraws the screen and needs a terminal: run it with ssh -t (or add --json for one line per refresh)")
-	}
-	if s.opts.Cookies == nil {
-		return refuse(ruleViewDisabled, "views are not configured on this gateway")
+	if status, refused := v.refuseUnrunnable(flags); refused {
+		return status
 	}
 	var nodes []*config.Node
 	for _, n := range s.conf().Reachable(id.User) {
@@ -256,6 +229,53 @@ func (s *scrubWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// viewCommand is one view command being decided: what its command and
+// view records carry, and how it is refused.
+type viewCommand struct {
+	s       *Server
+	ctx     ssh.Context
+	id      *Identity
+	args    []string
+	ch      gossh.Channel
+	pty     bool
+	node    *config.Node // the node it runs on, once known
+	cluster string       // or the cluster, for a cluster-wide view
+}
+
+// record is the command's audit record.
+func (v *viewCommand) record(decision audit.Decision, rule, reason string) *audit.Record {
+	r := v.s.record(v.ctx, v.id, audit.EventCommand, decision, reason)
+	r.Op = truncate(strings.Join(v.args, " "), 128)
+	r.Rule = rule
+	switch {
+	case v.node != nil:
+		r.Target, r.Cluster = v.node.Name, v.node.Cluster
+	case v.cluster != "":
+		r.Cluster = v.cluster
+	}
+	return r
+}
+
+// refuse audits a refusal under rule, tells the engineer and returns the
+// exit status.
+func (v *viewCommand) refuse(rule, msg string) uint32 {
+	v.s.aud.Record(v.ctx, audit.After, v.record(audit.DecisionDeny, rule, msg))
+	writeErr(v.ch, v.pty, fmt.Sprintf("beamgate: %s refused (rule %s): %s\n", v.args[0], rule, msg))
+	return 1
+}
+
+// refuseUnrunnable refuses a view that cannot run here: a text --watch
+// without a terminal, or a gateway with views off.
+func (v *viewCommand) refuseUnrunnable(flags []string) (uint32, bool) {
+	if hasFlag(flags, "watch") && !v.pty && !hasFlag(flags, "json") {
+		return v.refuse(ruleViewPTY, "--watch redraws the screen and needs a terminal: run it with ssh -t (or add --json for one line per refresh)"), true
+	}
+	if v.s.opts.Cookies == nil {
+		return v.refuse(ruleViewDisabled, "views are not configured on this gateway"), true
+	}
+	return 0, false
 }
 
 // hasFlag reports whether args set the flag name (-name, --name, with or
