@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -45,16 +46,6 @@ type forward struct {
 	epmdPort int
 }
 
-// sortedGrants is the names of the clusters in g, sorted.
-func sortedGrants(g map[string]config.Grant) []string {
-	out := make([]string, 0, len(g))
-	for cl := range g {
-		out = append(out, cl)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // decideForward decides a direct-tcpip destination for user. Only the
 // epmd port and the gateway ports of nodes user may reach, on those nodes'
 // hosts, are allowed; everything else is refused: beamgate is never an
@@ -66,7 +57,7 @@ func (s *Server) decideForward(user, host string, port uint32) forward {
 		// The recipe's home forward names the cluster's local epmd port
 		// as its destination port: NAMES answers must carry it.
 		var ports []string
-		for _, cl := range sortedGrants(s.conf().Grants(user)) {
+		for _, cl := range slices.Sorted(maps.Keys(s.conf().Grants(user))) {
 			l, _ := s.conf().Layout(cl)
 			if uint32(l.EpmdPort) == port {
 				f.kind, f.epmdPort = "home", l.EpmdPort

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func (r *Recent) Append(ctx context.Context, rec *audit.Record) error {
 		return nil
 	}
 	c := *rec
-	c.Detail = cloneDetail(rec.Detail)
+	c.Detail = maps.Clone(rec.Detail)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	u := r.user(rec.User)
@@ -140,7 +141,7 @@ func (r *Recent) Of(user string) RecentView {
 	v := RecentView{Refusals: make([]audit.Record, 0, len(u.refusals))}
 	for i := len(u.refusals) - 1; i >= 0; i-- {
 		c := u.refusals[i]
-		c.Detail = cloneDetail(c.Detail)
+		c.Detail = maps.Clone(c.Detail)
 		v.Refusals = append(v.Refusals, c)
 	}
 	cp := func(p *audit.Record) *audit.Record {
@@ -148,7 +149,7 @@ func (r *Recent) Of(user string) RecentView {
 			return nil
 		}
 		c := *p
-		c.Detail = cloneDetail(p.Detail)
+		c.Detail = maps.Clone(p.Detail)
 		return &c
 	}
 	v.Home, v.Lookup, v.Session = cp(u.home), cp(u.lookup), cp(u.session)
@@ -160,14 +161,3 @@ func (r *Recent) Failed() <-chan struct{} { return r.next.Failed() }
 
 // Err implements audit.Sink.
 func (r *Recent) Err() error { return r.next.Err() }
-
-func cloneDetail(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -416,7 +417,7 @@ func (s *Server) writeCookie(out *bytes.Buffer, id *Identity) {
 // of one cluster, or of every cluster id may reach.
 func (s *Server) runRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, args []string) error {
 	grants := s.conf().Grants(id.User)
-	clusters := sortedGrants(grants)
+	clusters := slices.Sorted(maps.Keys(grants))
 	if len(clusters) == 0 {
 		return errors.New("you may reach no clusters")
 	}
