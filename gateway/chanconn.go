@@ -29,11 +29,13 @@ type channelConn struct {
 	wExpired  atomic.Bool
 	onClose   func()
 	// abort closes the whole SSH connection: the way out when the client
-	// stopped reading (a frozen ssh), which leaves a Write blocked on the
-	// channel's window for good (x/crypto wakes it only on the peer's
-	// CHANNEL_CLOSE). writing counts Writes in progress.
+	// is frozen (a stopped ssh). x/crypto wakes a Write blocked on the
+	// channel's window, and a Read waiting for data, only on the peer's
+	// CHANNEL_CLOSE, which a frozen client never sends. writing and
+	// reading count the Writes and Reads in progress.
 	abort   func()
 	writing atomic.Int32
+	reading atomic.Int32
 
 	mu     sync.Mutex
 	rTimer *time.Timer
@@ -56,7 +58,9 @@ func (c *channelConn) Read(b []byte) (int, error) {
 	if c.rExpired.Load() {
 		return 0, timeoutError{}
 	}
+	c.reading.Add(1)
 	n, err := c.ch.Read(b)
+	c.reading.Add(-1)
 	if err != nil {
 		switch {
 		case c.rExpired.Load():
@@ -96,16 +100,16 @@ func (c *channelConn) Write(b []byte) (int, error) {
 const stuckClose = 2 * time.Second
 
 // Close closes the channel (CHANNEL_CLOSE, not just EOF). It is idempotent.
-// A Write still blocked stuckClose later (the client stopped reading)
-// makes it close the SSH connection, which frees the Write and whatever
-// it holds.
+// A Write or Read still blocked stuckClose later (the client did not
+// answer the CHANNEL_CLOSE: it is frozen) makes it close the SSH
+// connection, which frees them and whatever they hold.
 func (c *channelConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		if c.abort != nil {
 			time.AfterFunc(stuckClose, func() {
-				if c.writing.Load() > 0 {
+				if c.writing.Load() > 0 || c.reading.Load() > 0 {
 					c.abort()
 				}
 			})

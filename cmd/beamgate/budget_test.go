@@ -56,6 +56,7 @@ limits:
   max_buffered_per_session: %d
   buffer_budget: %d
 `, sshPort, ep, prodEpmd, gp, beamtest.PublicKey(t, key), perSession, budget)), 0o600)
+	t.Setenv("GOTRACEBACK", "all") // budgetDiagnosis's goroutine dump
 	serve := startFaultProc(t, bin, "serve", "--config", cfg)
 	beamtest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", sshPort), serve.exited, serve.out.String)
 	_, out, _ := faultRun(t, "ssh", append(beamtest.SSHClientArgs(sshPort, key), "alice@127.0.0.1", "cookie")...)
@@ -104,7 +105,7 @@ limits:
 	for strings.Count(auditLog(), `"event":"session_end"`) < 3 {
 		peak = max(peak, rss())
 		if time.Now().After(deadline) {
-			t.Fatalf("not every stopped engineer's session ended:\n%s", auditLog())
+			t.Fatalf("not every stopped engineer's session ended:\n%s", budgetDiagnosis(auditLog(), serve))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -124,4 +125,34 @@ limits:
 	if !strings.Contains(log, "buffer budget") {
 		t.Errorf("no session cut by the gateway-wide budget:\n%s", log)
 	}
+}
+
+// budgetDiagnosis is what a failed TestBufferBudget prints: each relay
+// session's start, cut and end records (not the whole audit log), then
+// the gateway's goroutines (SIGQUIT makes the Go runtime print them and
+// exit), where a session that never ended is stuck.
+func budgetDiagnosis(log string, serve *faultProc) string {
+	var b strings.Builder
+	for _, l := range strings.Split(log, "\n") {
+		for _, ev := range []string{"session_start", "session_cut", "session_end"} {
+			if strings.Contains(l, `"event":"`+ev+`"`) {
+				fmt.Fprintf(&b, "%.400s\n", l)
+			}
+		}
+	}
+	serve.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-serve.exited:
+	case <-time.After(10 * time.Second):
+	}
+	out := serve.out.String()
+	if i := strings.Index(out, "goroutine "); i >= 0 {
+		out = out[i:]
+	}
+	const keep = 60 << 10
+	if len(out) > keep {
+		out = out[:keep] + "\n[...]"
+	}
+	b.WriteString("gateway goroutines:\n" + out)
+	return b.String()
 }

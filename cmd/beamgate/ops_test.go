@@ -228,8 +228,21 @@ scrape_configs:
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	beamtest.WaitListening(t, promAddr, p.exited, p.out.String)
 	pbase := "http://" + promAddr
-
+	// Prometheus listens before its storage is open and answers 503 until
+	// then: wait for /-/ready.
 	deadline := time.Now().Add(opsWait)
+	for {
+		code, _ := opsGet(t, pbase+"/-/ready")
+		if code == 200 {
+			break
+		}
+		if p.done() || time.Now().After(deadline) {
+			t.Fatalf("prometheus never ready (last %d):\n%s", code, p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	deadline = time.Now().Add(opsWait)
 	var got []promResult
 	for {
 		got = promQuery(t, pbase, "beamgate_decisions_total")
