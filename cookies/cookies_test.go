@@ -1,11 +1,14 @@
 package cookies
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +140,61 @@ func TestLoadOrCreateSecret(t *testing.T) {
 	os.Chmod(path, 0o644)
 	if _, err := LoadOrCreateSecret(path); err == nil {
 		t.Errorf("world-readable secret accepted")
+	}
+}
+
+// TestGatewayKeyringRotation: after a rotation cookies come from the new
+// secret, and the previous secret's cookies stay accepted until
+// PreviousUntil, not after.
+func TestGatewayKeyringRotation(t *testing.T) {
+	old, fresh := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	ring := NewKeyring(&Secrets{Current: old, Version: 1})
+	g := Gateway{Keys: ring, Window: time.Hour}
+	now := time.Date(2026, 12, 2, 10, 30, 0, 0, time.UTC)
+	before := g.Cookie("alice", now)
+	if want := (Gateway{Secret: old, Window: time.Hour}).Cookie("alice", now); before != want {
+		t.Fatalf("keyring cookie %s, file-secret cookie %s: want the same derivation", before, want)
+	}
+	ring.Store(&Secrets{Current: fresh, Previous: old, PreviousUntil: now.Add(time.Hour), Version: 2})
+	after := g.Cookie("alice", now)
+	if after == before {
+		t.Fatal("the cookie did not change with the secret")
+	}
+	if !slices.Contains(g.Accepted("alice", now), before) || !slices.Contains(g.Accepted("alice", now), after) {
+		t.Errorf("within the window both cookies must be accepted: %v", g.Accepted("alice", now))
+	}
+	if slices.Contains(g.Accepted("alice", now.Add(time.Hour)), before) {
+		t.Error("the previous secret's cookie is still accepted after PreviousUntil")
+	}
+	if slices.Contains(g.Accepted("bob", now), before) {
+		t.Error("alice's cookie accepted for bob")
+	}
+	if err := (Gateway{Keys: NewKeyring(nil)}).Validate(); err == nil {
+		t.Error("an empty keyring validated")
+	}
+}
+
+func TestGatewaySecretData(t *testing.T) {
+	b64 := func(n int) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, n)) }
+	for _, tc := range []struct {
+		name string
+		d    gatewaySecretData
+		ok   bool
+	}{
+		{"current only", gatewaySecretData{Current: b64(32)}, true},
+		{"rotated", gatewaySecretData{Current: b64(32), Previous: b64(32), PreviousUntil: "2026-12-02T10:00:00Z"}, true},
+		{"short", gatewaySecretData{Current: b64(8)}, false},
+		{"long", gatewaySecretData{Current: b64(4096)}, false},
+		{"not base64", gatewaySecretData{Current: "!!!!"}, false},
+		{"previous without until", gatewaySecretData{Current: b64(32), Previous: b64(32)}, false},
+		{"empty", gatewaySecretData{}, false},
+	} {
+		_, err := tc.d.secrets(1)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), tc.d.Current) && tc.d.Current != "" {
+			t.Errorf("%s: the error %q repeats the secret", tc.name, err)
+		}
 	}
 }

@@ -26,12 +26,17 @@ const DefaultWindow = 24 * time.Hour
 // is a valid unquoted argument to -setcookie / --cookie and a safe atom.
 var cookieEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// Gateway derives per-user gateway cookies: HMAC-SHA256(Secret, user ‖
+// Gateway derives per-user gateway cookies: HMAC-SHA256(secret, user ‖
 // window index), where the window index is the Unix time divided by
 // Window. A cookie is accepted during its own window and the next one, so
 // a cookie printed just before a window boundary keeps working.
+//
+// The secret is Secret (a file's, fixed), or, when Keys is set, the
+// Keyring's current secret (Vault's, rotated); after a rotation cookies
+// of the previous secret stay accepted until its PreviousUntil.
 type Gateway struct {
 	Secret []byte
+	Keys   *Keyring
 	Window time.Duration
 }
 
@@ -42,6 +47,22 @@ func (g Gateway) window() time.Duration {
 	return g.Window
 }
 
+// secrets returns the current secret, and the previous one while it is
+// still accepted at now (nil otherwise).
+func (g Gateway) secrets(now time.Time) (cur, prev []byte) {
+	if g.Keys == nil {
+		return g.Secret, nil
+	}
+	k := g.Keys.Load()
+	if k == nil {
+		return nil, nil
+	}
+	if k.Previous != nil && now.Before(k.PreviousUntil) {
+		return k.Current, k.Previous
+	}
+	return k.Current, nil
+}
+
 // index returns the window index at t.
 func (g Gateway) index(t time.Time) int64 {
 	return t.Unix() / int64(g.window()/time.Second)
@@ -50,11 +71,12 @@ func (g Gateway) index(t time.Time) int64 {
 // Cookie returns user's gateway cookie for the window containing at: 32
 // characters from A-Z and 2-7.
 func (g Gateway) Cookie(user string, at time.Time) string {
-	return g.cookieAt(user, g.index(at))
+	cur, _ := g.secrets(at)
+	return cookieAt(cur, user, g.index(at))
 }
 
-func (g Gateway) cookieAt(user string, idx int64) string {
-	mac := hmac.New(sha256.New, g.Secret)
+func cookieAt(secret []byte, user string, idx int64) string {
+	mac := hmac.New(sha256.New, secret)
 	// Length-prefix the user so (user, index) pairs never collide.
 	var hdr [8]byte
 	binary.BigEndian.PutUint64(hdr[:], uint64(len(user)))
@@ -67,20 +89,27 @@ func (g Gateway) cookieAt(user string, idx int64) string {
 }
 
 // Accepted returns the gateway cookies accepted for user at now: the
-// current window's first, then the previous window's.
+// current window's first, then the previous window's; then the same of
+// the previous secret while it is still accepted after a rotation.
 func (g Gateway) Accepted(user string, now time.Time) []string {
 	idx := g.index(now)
-	return []string{g.cookieAt(user, idx), g.cookieAt(user, idx-1)}
+	cur, prev := g.secrets(now)
+	out := []string{cookieAt(cur, user, idx), cookieAt(cur, user, idx-1)}
+	if prev != nil {
+		out = append(out, cookieAt(prev, user, idx), cookieAt(prev, user, idx-1))
+	}
+	return out
 }
 
-// Expired returns user's n gateway cookies before the two Accepted ones,
+// Expired returns user's n gateway cookies before the two current ones,
 // newest first, so a refused handshake can say "expired" rather than
 // "wrong".
 func (g Gateway) Expired(user string, now time.Time, n int) []string {
 	idx := g.index(now)
+	cur, _ := g.secrets(now)
 	out := make([]string, 0, n)
 	for i := range int64(n) {
-		out = append(out, g.cookieAt(user, idx-2-i))
+		out = append(out, cookieAt(cur, user, idx-2-i))
 	}
 	return out
 }
@@ -93,8 +122,16 @@ func (g Gateway) Expires(at time.Time) time.Time {
 
 // Validate reports whether g can derive cookies safely.
 func (g Gateway) Validate() error {
-	if len(g.Secret) < minSecret {
-		return fmt.Errorf("cookies: gateway secret of %d bytes is shorter than %d", len(g.Secret), minSecret)
+	secret := g.Secret
+	if g.Keys != nil {
+		if k := g.Keys.Load(); k != nil {
+			secret = k.Current
+		} else {
+			secret = nil
+		}
+	}
+	if len(secret) < minSecret {
+		return fmt.Errorf("cookies: gateway secret of %d bytes is shorter than %d", len(secret), minSecret)
 	}
 	if g.Window != 0 && g.Window < time.Minute {
 		return fmt.Errorf("cookies: gateway cookie window %s is shorter than 1m", g.Window)

@@ -26,10 +26,13 @@ const (
 	DefaultPathPrefix      = "beamgate/clusters"
 	DefaultRevocationsPath = "beamgate/revocations"
 	DefaultRotationsPath   = "beamgate/rotations"
-	DefaultCacheTTL        = time.Minute
-	DefaultStaleLimit      = time.Hour
-	DefaultVaultTimeout    = 5 * time.Second
-	DefaultAppRoleMount    = "approle"
+	// DefaultGatewaySecretPath holds the gateway-cookie secret every
+	// replica derives engineers' cookies from.
+	DefaultGatewaySecretPath = "beamgate/gateway-secret"
+	DefaultCacheTTL          = time.Minute
+	DefaultStaleLimit        = time.Hour
+	DefaultVaultTimeout      = 5 * time.Second
+	DefaultAppRoleMount      = "approle"
 
 	// CookieField is the KV v2 field holding a cluster's cookie.
 	CookieField = "cookie"
@@ -90,6 +93,9 @@ type VaultConfig struct {
 	PathPrefix      string `yaml:"path_prefix"`      // cluster secrets (default "beamgate/clusters")
 	RevocationsPath string `yaml:"revocations_path"` // revocation list (default "beamgate/revocations")
 	RotationsPath   string `yaml:"rotations_path"`   // rotation state (default "beamgate/rotations")
+	// GatewaySecretPath holds the gateway-cookie secret (default
+	// "beamgate/gateway-secret"), shared by every replica.
+	GatewaySecretPath string `yaml:"gateway_secret_path"`
 
 	// CacheTTL is how long a cookie is served without asking Vault (1m).
 	CacheTTL time.Duration `yaml:"cache_ttl"`
@@ -119,6 +125,9 @@ func (c VaultConfig) withDefaults() VaultConfig {
 	if c.RotationsPath == "" {
 		c.RotationsPath = DefaultRotationsPath
 	}
+	if c.GatewaySecretPath == "" {
+		c.GatewaySecretPath = DefaultGatewaySecretPath
+	}
 	if c.CacheTTL <= 0 {
 		c.CacheTTL = DefaultCacheTTL
 	}
@@ -147,6 +156,7 @@ func (c VaultConfig) withDefaults() VaultConfig {
 	c.PathPrefix = strings.Trim(c.PathPrefix, "/")
 	c.RevocationsPath = strings.Trim(c.RevocationsPath, "/")
 	c.RotationsPath = strings.Trim(c.RotationsPath, "/")
+	c.GatewaySecretPath = strings.Trim(c.GatewaySecretPath, "/")
 	return c
 }
 
@@ -179,7 +189,7 @@ func (c VaultConfig) Validate() error {
 	default:
 		return fmt.Errorf("cookies: unknown vault auth method %q (want approle or token)", c.Auth.Method)
 	}
-	for _, p := range []string{c.KVMount, c.PathPrefix, c.RevocationsPath, c.RotationsPath} {
+	for _, p := range []string{c.KVMount, c.PathPrefix, c.RevocationsPath, c.RotationsPath, c.GatewaySecretPath} {
 		if p == "" || strings.Contains(p, "..") {
 			return fmt.Errorf("cookies: bad vault path %q", p)
 		}

@@ -73,6 +73,8 @@ commands:
   dev [--state DIR] [--listen A]  run a local gateway (and a demo node when erl is installed)
   cookie rotate --config FILE --cluster NAME
                                   give a cluster a new production cookie in Vault and on every node
+  cookie rotate-gateway-secret --config FILE
+                                  new gateway-cookie secret in Vault (old cookies work one cookie_window)
   offboard USER --reason TEXT --config FILE
                                   revoke USER everywhere (live sessions end) and rotate their clusters' cookies
   audit [verify | tail [-f] [-n N] [--from-seq N]] [--config FILE | --file PATH] [filters] [--json]

@@ -10,8 +10,10 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"beamgate/audit"
 	"beamgate/cookies"
@@ -21,10 +23,19 @@ import (
 	"go.uber.org/zap"
 )
 
-// cookieCmd runs `beamgate cookie rotate`.
+// cookieUsage lists the cookie subcommands.
+const cookieUsage = `usage: beamgate cookie rotate --config FILE --cluster NAME
+       beamgate cookie rotate-gateway-secret --config FILE
+`
+
+// cookieCmd runs `beamgate cookie rotate` and `beamgate cookie
+// rotate-gateway-secret`.
 func cookieCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "rotate-gateway-secret" {
+		return rotateGatewaySecretCmd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprint(stderr, "usage: beamgate cookie rotate --config FILE --cluster NAME\n")
+		fmt.Fprint(stderr, cookieUsage)
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
 			return flag.ErrHelp
 		}
@@ -173,4 +184,46 @@ func printRotation(w io.Writer, cluster string, rep *rotate.Report, err error) {
 	if err != nil {
 		fmt.Fprintf(w, "  error: %v\n", err)
 	}
+}
+
+// rotateGatewaySecretCmd runs `beamgate cookie rotate-gateway-secret`: a
+// new gateway secret in Vault. Every engineer's gateway cookie changes;
+// the old cookies stay accepted for one cookie_window, on every replica
+// (each re-reads the secret within seconds). Live sessions go on.
+func rotateGatewaySecretCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cookie rotate-gateway-secret", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML) with cookies.backend: vault")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configPath == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("--config FILE is required")
+	}
+	env, err := openOps(ctx, *configPath, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	now := time.Now()
+	where := env.cfg.Cookies.Vault.KVMount + "/" + env.vault.GatewaySecretPath()
+	sec, err := env.vault.RotateGatewaySecret(ctx, env.cfg.CookieWindow, now)
+	rec := &audit.Record{Event: audit.EventCookieRotate, User: env.actor, Decision: audit.DecisionAllow,
+		Detail: map[string]string{"step": "gateway_secret", "path": where}}
+	if err != nil {
+		rec.Decision, rec.Reason = audit.DecisionDeny, err.Error()
+		env.aud.Record(ctx, audit.After, rec)
+		return err
+	}
+	rec.Detail["to_version"] = strconv.Itoa(sec.Version)
+	rec.Detail["previous_until"] = sec.PreviousUntil.UTC().Format(time.RFC3339)
+	if err := env.aud.Record(ctx, audit.Gate, rec); err != nil {
+		return fmt.Errorf("the gateway secret was rotated (version %d) but the audit log refused the record: %w", sec.Version, err)
+	}
+	fmt.Fprintf(stdout, "rotated the gateway secret at %s (version %d).\n"+
+		"Every engineer's gateway cookie changed; the old cookies are accepted until %s (one cookie_window).\n"+
+		"Running gateways pick the new secret up within %s; live sessions go on.\n",
+		where, sec.Version, sec.PreviousUntil.UTC().Format(time.RFC3339), cookies.DefaultSecretWatchInterval)
+	return nil
 }

@@ -46,6 +46,36 @@ func openVault(ctx context.Context, cfg *config.Config, log *zap.Logger) (*cooki
 	return cookies.NewVaultStore(ctx, vc)
 }
 
+// gatewaySecret is what derives engineers' gateway cookies: with Vault,
+// the secret every replica reads there (created by the first), re-read
+// every cookies.DefaultSecretWatchInterval so a rotation reaches every
+// replica; otherwise the gateway_secret_file (created on first start).
+func gatewaySecret(cfg *config.Config, vs *cookies.VaultStore, log *zap.Logger, svc *service) (cookies.Gateway, error) {
+	if vs == nil {
+		secret, err := cookies.LoadOrCreateSecret(cfg.GatewaySecretFile)
+		if err != nil {
+			return cookies.Gateway{}, err
+		}
+		return cookies.Gateway{Secret: secret, Window: cfg.CookieWindow}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), vaultStartTimeout)
+	defer cancel()
+	where := vs.Config().KVMount + "/" + vs.GatewaySecretPath()
+	secrets, err := vs.GatewaySecrets(ctx)
+	if err != nil {
+		return cookies.Gateway{}, fmt.Errorf("the gateway secret in Vault at %s: %w (the gateway's Vault policy needs read, create and update on %s/data/%s: see deploy/vault/beamgate-gateway.hcl)",
+			where, err, vs.Config().KVMount, vs.GatewaySecretPath())
+	}
+	ring := cookies.NewKeyring(secrets)
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); vs.WatchGatewaySecrets(wctx, ring, 0) }()
+	// Before the cookie store closes (closers run in order, the store last).
+	svc.closers = append([]func() error{func() error { stop(); <-done; return nil }}, svc.closers...)
+	log.Info("gateway secret from vault", zap.String("path", where), zap.Int("version", secrets.Version))
+	return cookies.Gateway{Keys: ring, Window: cfg.CookieWindow}, nil
+}
+
 // service is an assembled gateway: the SSH front door and the parts it
 // was given, which the service owns and closes after the front door.
 type service struct {
@@ -125,6 +155,9 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	}
 	// Then what beamgate creates on first start.
 	for _, p := range []string{cfg.HostKey, cfg.GatewaySecretFile, cfg.Audit.Path} {
+		if p == "" {
+			continue
+		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return fail(err)
 		}
@@ -133,7 +166,7 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	if err != nil {
 		return fail(err)
 	}
-	secret, err := cookies.LoadOrCreateSecret(cfg.GatewaySecretFile)
+	gw, err := gatewaySecret(cfg, vs, log, svc)
 	if err != nil {
 		return fail(err)
 	}
@@ -176,7 +209,7 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	opts := gateway.Options{
 		Config:     cfg,
 		HostSigner: signer,
-		Gateway:    cookies.Gateway{Secret: secret, Window: cfg.CookieWindow},
+		Gateway:    gw,
 		Audit:      recent,
 		Recent:     recent,
 		Relay:      rl,

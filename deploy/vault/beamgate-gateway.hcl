@@ -18,6 +18,13 @@ path "secret/data/beamgate/revocations" {
   capabilities = ["read", "create", "update"]
 }
 
+# The gateway-cookie secret: the first replica creates it (check-and-set,
+# so replicas starting together agree), every replica re-reads it, and
+# `beamgate cookie rotate-gateway-secret` replaces it.
+path "secret/data/beamgate/gateway-secret" {
+  capabilities = ["read", "create", "update"]
+}
+
 # Audit checkpoints: sign the log's head with the Transit key (sign only:
 # no read of the key, no export, no deletion), and keep the replica's
 # latest checkpoint in KV, outside the bastion's disk. KV v2 keeps every

@@ -11,6 +11,14 @@ path "secret/data/beamgate/revocations" {
   capabilities = ["read"]
 }
 
+# The gateway-cookie secret every replica derives engineers' cookies from
+# (read only: a replica with this policy needs it created first, by
+# `beamgate cookie rotate-gateway-secret` or a gateway with
+# beamgate-gateway.hcl).
+path "secret/data/beamgate/gateway-secret" {
+  capabilities = ["read"]
+}
+
 # Audit checkpoints: sign the log's head with the Transit key (sign only:
 # no read of the key, no export, no deletion), and keep the replica's
 # latest checkpoint in KV, outside the bastion's disk. KV v2 keeps every

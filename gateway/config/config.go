@@ -276,7 +276,9 @@ func (c *Config) resolve(dir string) {
 	abs(&c.Cookies.Vault.Auth.RoleIDFile)
 	abs(&c.Cookies.Vault.Auth.SecretIDFile)
 	abs(&c.Cookies.Vault.Auth.TokenFile)
-	if c.GatewaySecretFile == "" && c.HostKey != "" {
+	// With Vault, every replica reads the gateway secret there
+	// (cookies.vault.gateway_secret_path); no file is defaulted.
+	if c.GatewaySecretFile == "" && c.HostKey != "" && c.Cookies.Backend != "vault" {
 		c.GatewaySecretFile = filepath.Join(filepath.Dir(c.HostKey), "gateway_secret")
 	}
 	abs(&c.GatewaySecretFile)
@@ -358,6 +360,14 @@ func (c *Config) Validate() error {
 		}
 	case "vault":
 		validateVault(c.Cookies.Vault, bad)
+		if c.GatewaySecretFile != "" {
+			path := c.Cookies.Vault.GatewaySecretPath
+			if path == "" {
+				path = cookies.DefaultGatewaySecretPath
+			}
+			bad("gateway_secret_file", "not used with cookies.backend: vault",
+				"remove it: every replica reads the gateway secret from Vault at "+path+" (cookies.vault.gateway_secret_path), and beamgate cookie rotate-gateway-secret rotates it")
+		}
 	default:
 		bad("cookies.backend", fmt.Sprintf("unknown backend %q", c.Cookies.Backend), "use backend: file or backend: vault")
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const testKey = beamtest.ExampleKey
@@ -155,12 +157,45 @@ func TestLoadConfigFile(t *testing.T) {
 }
 
 func TestExampleConfigFileParses(t *testing.T) {
-	data, err := os.ReadFile("../configs/beamgate.example.yaml")
+	data, err := os.ReadFile("../../configs/beamgate.example.yaml")
 	if err != nil {
-		t.Skip("no example config yet")
+		t.Fatal(err)
 	}
 	if _, err := Parse(data, t.TempDir()); err != nil {
 		t.Fatalf("configs/beamgate.example.yaml: %v", err)
+	}
+}
+
+// TestKubernetesConfigParses: the beamgate.yaml the Kubernetes ConfigMap
+// mounts is one beamgate accepts (the manifest test, in its own module,
+// checks the manifests around it).
+func TestKubernetesConfigParses(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/kubernetes/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(data, &cm); err != nil {
+		t.Fatal(err)
+	}
+	text, ok := cm.Data["beamgate.yaml"]
+	if !ok {
+		t.Fatal("configmap.yaml has no beamgate.yaml")
+	}
+	// The Deployment mounts the ConfigMap's policy-oncall.yaml at
+	// /etc/beamgate/policy/oncall.yaml: put it there under a temp dir.
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "policy"), 0o700)
+	for k, v := range cm.Data {
+		if name, ok := strings.CutPrefix(k, "policy-"); ok {
+			os.WriteFile(filepath.Join(dir, "policy", name), []byte(v), 0o600)
+		}
+	}
+	text = strings.ReplaceAll(text, "/etc/beamgate/", dir+"/")
+	if _, err := Parse([]byte(text), dir); err != nil {
+		t.Fatalf("deploy/kubernetes/configmap.yaml's beamgate.yaml: %v", err)
 	}
 }
 

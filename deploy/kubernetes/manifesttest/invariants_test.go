@@ -280,11 +280,10 @@ func show[T any](p *T) string {
 
 // gatewayConfig is the part of beamgate.yaml the manifests depend on.
 type gatewayConfig struct {
-	Listen            string `json:"listen"`
-	HostKey           string `json:"host_key"`
-	GatewaySecretFile string `json:"gateway_secret_file"`
-	ShutdownGrace     string `json:"shutdown_grace"`
-	Ops               struct {
+	Listen        string `json:"listen"`
+	HostKey       string `json:"host_key"`
+	ShutdownGrace string `json:"shutdown_grace"`
+	Ops           struct {
 		Listen string `json:"listen"`
 	} `json:"ops"`
 	Audit struct {
@@ -312,8 +311,8 @@ type gatewayConfig struct {
 // list is kept by hand: a key here that beamgate does not know would make
 // it refuse to start.
 var (
-	requiredKeys = []string{"listen", "host_key", "gateway_secret_file", "ops", "audit", "cookies", "clusters", "users", "roles"}
-	knownKeys    = append([]string{"advertise", "cookie_window", "engineer_epmd_port", "engineer_loopback", "user_ca_keys", "limits", "shutdown_grace"}, requiredKeys...)
+	requiredKeys = []string{"listen", "advertise", "host_key", "ops", "audit", "cookies", "clusters", "users", "roles"}
+	knownKeys    = append([]string{"cookie_window", "engineer_epmd_port", "engineer_loopback", "user_ca_keys", "limits", "shutdown_grace"}, requiredKeys...)
 )
 
 // loadGatewayConfig returns the ConfigMap and its beamgate.yaml, decoded.
@@ -463,7 +462,6 @@ func TestConfigMap(t *testing.T) {
 	for _, f := range []struct{ key, path string }{
 		{"cookies.vault.auth.role_id_file", cfg.Cookies.Vault.Auth.RoleIDFile},
 		{"cookies.vault.auth.secret_id_file", cfg.Cookies.Vault.Auth.SecretIDFile},
-		{"gateway_secret_file", cfg.GatewaySecretFile},
 		{"host_key", cfg.HostKey},
 	} {
 		if !strings.HasPrefix(f.path, vaultSecrets) {
