@@ -110,6 +110,9 @@ type VaultConfig struct {
 
 	// Logger receives Vault events; never a cookie or a token. nil = no logs.
 	Logger *zap.Logger `yaml:"-"`
+	// ObserveRequest, when set, is told how long each HTTP request to
+	// Vault took (for metrics), whatever its outcome.
+	ObserveRequest func(time.Duration) `yaml:"-"`
 }
 
 func (c VaultConfig) withDefaults() VaultConfig {
@@ -320,6 +323,11 @@ func newVaultClient(cfg VaultConfig) (*vault.Client, error) {
 	client, err := vault.NewClient(vc)
 	if err != nil {
 		return nil, fmt.Errorf("cookies: vault client: %w", err)
+	}
+	if cfg.ObserveRequest != nil {
+		// NewClient keeps vc's http.Client: wrap its transport now that
+		// the TLS setup on the *http.Transport is done.
+		vc.HttpClient.Transport = timedTransport{next: tr, observe: cfg.ObserveRequest}
 	}
 	// NewClient reads VAULT_TOKEN, VAULT_NAMESPACE and VAULT_HEADERS; only
 	// the token method may use the environment's token, at login.
@@ -786,3 +794,16 @@ func isCASMismatch(err error) bool {
 }
 
 func nopLogger() *zap.Logger { return zap.NewNop() }
+
+// timedTransport tells observe how long each request took.
+type timedTransport struct {
+	next    http.RoundTripper
+	observe func(time.Duration)
+}
+
+func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	t.observe(time.Since(start))
+	return resp, err
+}

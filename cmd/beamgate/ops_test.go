@@ -282,6 +282,15 @@ scrape_configs:
 		}
 	}
 
+	// The session is still live: its bytes are counted already.
+	for _, dir := range []string{"e2p", "p2e"} {
+		q := `beamgate_relay_bytes_total{direction="` + dir + `"}`
+		r := promQuery(t, pbase, q)
+		if len(r) != 1 || len(r[0].Value) != 2 || r[0].Value[1] == "0" {
+			t.Errorf("%s during a live session = %+v, want more than 0", q, r)
+		}
+	}
+
 	// SIGTERM: while the gateway drains (alice's ssh -N holds it open for
 	// up to shutdown_grace), /readyz fails naming the drain and /livez
 	// still passes.

@@ -32,7 +32,7 @@ const vaultStartTimeout = 30 * time.Second
 
 // openVault logs in to the Vault of cfg's cookies.vault block (backend
 // vault), for the gateway and for the rotate and offboard commands.
-func openVault(ctx context.Context, cfg *config.Config, log *zap.Logger) (*cookies.VaultStore, error) {
+func openVault(ctx context.Context, cfg *config.Config, log *zap.Logger, observe ...func(time.Duration)) (*cookies.VaultStore, error) {
 	if cfg.Cookies.Backend != "vault" {
 		return nil, &config.Error{Key: "cookies.backend", Problem: fmt.Sprintf("is %q", cfg.Cookies.Backend),
 			Fix: "set backend: vault and a cookies.vault block; rotation and offboarding need Vault"}
@@ -40,6 +40,9 @@ func openVault(ctx context.Context, cfg *config.Config, log *zap.Logger) (*cooki
 	vc := cfg.Cookies.Vault
 	if log != nil {
 		vc.Logger = log.Named("cookies")
+	}
+	if len(observe) > 0 {
+		vc.ObserveRequest = observe[0]
 	}
 	ctx, cancel := context.WithTimeout(ctx, vaultStartTimeout)
 	defer cancel()
@@ -102,6 +105,9 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	// The production cookie store first: a configuration that cannot
 	// start fails here, before anything is written.
 	svc := &service{}
+	if cfg.Ops.Listen != "" {
+		svc.metrics = ops.NewMetrics(versionString()) // before Vault: it times Vault's requests
+	}
 	fail := func(err error) (*service, error) {
 		svc.closeParts()
 		return nil, err
@@ -125,7 +131,7 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 		store = fs
 	case "vault":
 		var err error
-		vs, err = openVault(context.Background(), cfg, log)
+		vs, err = openVault(context.Background(), cfg, log, svc.metrics.ObserveVault)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +148,6 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	// audit log, so the last scrape sees the drain, and before the cookie
 	// store its probes ask.
 	if cfg.Ops.Listen != "" {
-		svc.metrics = ops.NewMetrics(versionString())
 		svc.ops = ops.New(cfg.Ops.Listen, svc.metrics, log.Named("ops"))
 		if err := svc.ops.Listen(); err != nil {
 			return fail(fmt.Errorf("ops.listen %s: %w", cfg.Ops.Listen, err))
@@ -205,6 +210,8 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 		MaxBuffered:      int(cfg.Limits.MaxBufferedPerSession),
 		BufferBudget:     int64(cfg.Limits.BufferBudget),
 	}})
+	svc.metrics.SetRelayBytes(rl.Bytes)
+	svc.metrics.SetBuffers(int64(cfg.Limits.BufferBudget), int64(cfg.Limits.MaxBufferedPerSession), rl.Buffered)
 	svc.closers = append(append([]func() error{func() error { rl.Close(); return nil }}, audClosers...), svc.closers...)
 	opts := gateway.Options{
 		Config:     cfg,

@@ -2,10 +2,12 @@ package vaulttest
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,17 +110,17 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	gp := beamtest.FreePortOn(t, "127.77.1.1", "127.0.0.5")
 	hostKey := filepath.Join(dir, "host_key")
 	type replica struct {
-		name            string
-		dir, cfg        string
-		sshPort, opsPor int
-		serve           *proc
+		name             string
+		dir, cfg         string
+		sshPort, opsPort int
+		serve            *proc
 	}
 	var reps [2]*replica
 	for i, name := range []string{"a", "b"} {
-		r := &replica{name: name, dir: filepath.Join(dir, name), sshPort: beamtest.FreePort(t), opsPor: beamtest.FreePort(t)}
+		r := &replica{name: name, dir: filepath.Join(dir, name), sshPort: beamtest.FreePort(t), opsPort: beamtest.FreePort(t)}
 		os.MkdirAll(r.dir, 0o700)
 		r.cfg = filepath.Join(r.dir, "beamgate.yaml")
-		yaml := fmt.Sprintf(haReplicaYAML, r.sshPort, hp, hostKey, r.opsPor, ep, tv.addr, tv.caFile,
+		yaml := fmt.Sprintf(haReplicaYAML, r.sshPort, hp, hostKey, r.opsPort, ep, tv.addr, tv.caFile,
 			auth.RoleIDFile, auth.SecretIDFile, prodEpmd, gp, beamtest.PublicKey(t, key))
 		if err := os.WriteFile(r.cfg, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
@@ -126,7 +128,7 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		reps[i] = r
 	}
 	ready := func(r *replica) bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", r.opsPor))
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", r.opsPort))
 		if err != nil {
 			return false
 		}
@@ -147,8 +149,27 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	}
 	start(reps[0]) // creates the shared host key, and the gateway secret in Vault
 	start(reps[1])
+	// Each replica times its Vault requests (login, cookies, the gateway
+	// secret, the revocation list) in beamgate_vault_request_seconds.
+	for _, r := range reps {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.opsPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		var n int
+		for _, l := range strings.Split(string(body), "\n") {
+			if c, ok := strings.CutPrefix(l, "beamgate_vault_request_seconds_count "); ok {
+				n, _ = strconv.Atoi(c)
+			}
+		}
+		if n == 0 {
+			t.Errorf("replica %s: beamgate_vault_request_seconds counts no request", r.name)
+		}
+	}
 	hcfg := filepath.Join(dir, "haproxy.cfg")
-	os.WriteFile(hcfg, []byte(fmt.Sprintf(haproxyCfg, hp, reps[0].sshPort, reps[0].opsPor, reps[1].sshPort, reps[1].opsPor)), 0o600)
+	os.WriteFile(hcfg, []byte(fmt.Sprintf(haproxyCfg, hp, reps[0].sshPort, reps[0].opsPort, reps[1].sshPort, reps[1].opsPort)), 0o600)
 	hap := startProc(t, haproxy, "-f", hcfg, "-db")
 	hap.waitPort(t, "127.0.0.1", hp)
 	time.Sleep(500 * time.Millisecond) // both servers' first health checks

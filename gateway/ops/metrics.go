@@ -78,8 +78,10 @@ type Metrics struct {
 	sessionsNo     prometheus.Counter // sessionsTotal{result="refused"}
 	sessionSecs    prometheus.Histogram
 	decisions      *prometheus.CounterVec
-	relayE2P       prometheus.Counter
-	relayP2E       prometheus.Counter
+	relayBytes     *relayBytes
+	buffered       *valueGauge // production output held for engineers now
+	bufferBudget   *valueGauge // limits.buffer_budget
+	bufferCap      *valueGauge // limits.max_buffered_per_session
 	appendSecs     prometheus.Histogram
 	auditFailures  prometheus.Counter
 	vaultSecs      prometheus.Histogram
@@ -124,9 +126,11 @@ func NewMetrics(version string) *Metrics {
 		Help: "Policy decisions on relayed messages and view calls, by decision and rule (built-in rule names; any other rule, a custom profile's included, is counted as other)."},
 		[]string{"decision", "rule"})
 	m.decisionBy = make([]atomic.Pointer[prometheus.Counter], len(ruleNames)*len(decisions))
-	relay := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "relay_bytes_total",
-		Help: "Distribution bytes relayed, by direction (e2p: engineer to production, p2e: production to engineer); counted when a session ends."}, []string{"direction"})
-	m.relayE2P, m.relayP2E = relay.WithLabelValues(relayDirections[0]), relay.WithLabelValues(relayDirections[1])
+	m.relayBytes = &relayBytes{desc: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "relay_bytes_total"),
+		"Distribution bytes relayed, by direction (e2p: engineer to production, p2e: production to engineer), live sessions' included.", []string{"direction"}, nil)}
+	m.buffered = newValueGauge("relay_buffered_bytes", "Production output held by the gateway for engineers that read slowly or not at all, every session together.")
+	m.bufferBudget = newValueGauge("relay_buffer_budget_bytes", "limits.buffer_budget: past it the sessions holding the most are cut.")
+	m.bufferCap = newValueGauge("relay_session_buffer_cap_bytes", "limits.max_buffered_per_session: past it a session is cut.")
 	m.appendSecs = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "audit_append_seconds",
 		Help: "How long one audit append took, queueing and writing to disk included.", Buckets: appendBuckets})
 	m.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "audit_failures_total",
@@ -140,7 +144,7 @@ func NewMetrics(version string) *Metrics {
 	m.cookieAge = newAgeGauge("cookie_age_seconds", "Age of the oldest production cookie the gateway holds, since Vault last confirmed it (absent without Vault).")
 	m.revocationAge = newAgeGauge("revocation_list_age_seconds", "Time since the revocation list was last read from Vault (absent without Vault).")
 	for _, c := range []prometheus.Collector{m.connsActive, m.authFailures, m.sessionsActive, m.sessionsTotal, m.sessionSecs,
-		m.decisions, relay, m.appendSecs, m.auditFailures, m.vaultSecs, m.reloads, m.cookieAge, m.revocationAge} {
+		m.decisions, m.relayBytes, m.buffered, m.bufferBudget, m.bufferCap, m.appendSecs, m.auditFailures, m.vaultSecs, m.reloads, m.cookieAge, m.revocationAge} {
 		f(c)
 	}
 	return m
@@ -207,6 +211,70 @@ func (m *Metrics) decision(rule int, d audit.Decision) {
 type ageGauge struct {
 	desc *prometheus.Desc
 	f    atomic.Pointer[func() (time.Duration, bool)]
+}
+
+// SetRelayBytes feeds beamgate_relay_bytes_total: f returns the bytes
+// relayed so far in each direction, ended and live sessions together (the
+// relay's count, read at each scrape, so a long session shows as it goes).
+func (m *Metrics) SetRelayBytes(f func() (e2p, p2e int64)) {
+	if m != nil {
+		m.relayBytes.f.Store(&f)
+	}
+}
+
+// SetBuffers feeds the buffer metrics: the gateway-wide budget and the
+// per-session cap (fixed until a restart), and held, what every session
+// holds now.
+func (m *Metrics) SetBuffers(budget, perSession int64, held func() int64) {
+	if m == nil {
+		return
+	}
+	m.bufferBudget.set(func() float64 { return float64(budget) })
+	m.bufferCap.set(func() float64 { return float64(perSession) })
+	m.buffered.set(func() float64 { return float64(held()) })
+}
+
+// valueGauge is a gauge read from a function at each scrape (absent until
+// set).
+type valueGauge struct {
+	desc *prometheus.Desc
+	f    atomic.Pointer[func() float64]
+}
+
+func newValueGauge(name, help string) *valueGauge {
+	return &valueGauge{desc: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)}
+}
+
+func (g *valueGauge) set(f func() float64) { g.f.Store(&f) }
+
+// Describe implements prometheus.Collector.
+func (g *valueGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g *valueGauge) Collect(ch chan<- prometheus.Metric) {
+	if p := g.f.Load(); p != nil {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, (*p)())
+	}
+}
+
+// relayBytes is beamgate_relay_bytes_total, read from the relay at each
+// scrape (0 until SetRelayBytes).
+type relayBytes struct {
+	desc *prometheus.Desc
+	f    atomic.Pointer[func() (int64, int64)]
+}
+
+// Describe implements prometheus.Collector.
+func (r *relayBytes) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+// Collect implements prometheus.Collector.
+func (r *relayBytes) Collect(ch chan<- prometheus.Metric) {
+	var e2p, p2e int64
+	if p := r.f.Load(); p != nil {
+		e2p, p2e = (*p)()
+	}
+	ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(e2p), relayDirections[0])
+	ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(p2e), relayDirections[1])
 }
 
 func newAgeGauge(name, help string) *ageGauge {

@@ -320,12 +320,14 @@ func TestMetricsLabels(t *testing.T) {
 	m := NewMetrics("v1.2.3 commit abc")
 	ms := NewMetricsSink(&testSink{}, m)
 	feed(t, ms)
+	m.SetRelayBytes(func() (int64, int64) { return 1000, 25000 }) // the relay's live count
 	m.IncReload(true)
 	m.IncReload(false)
 	m.IncReload(false)
 	m.ObserveVault(30 * time.Millisecond)
 	m.SetCookieAge(func() (time.Duration, bool) { return 90 * time.Second, true })
 	m.SetRevocationAge(func() (time.Duration, bool) { return 0, false })
+	m.SetBuffers(24<<20, 64<<20, func() int64 { return 4096 })
 	s := New("127.0.0.1:0", m, nil)
 	samples := scrape(t, startServer(t, s))
 
@@ -373,7 +375,8 @@ func TestMetricsLabels(t *testing.T) {
 	for _, name := range []string{"beamgate_build_info", "beamgate_ssh_connections_active", "beamgate_auth_failures_total",
 		"beamgate_sessions_active", "beamgate_sessions_total", "beamgate_session_duration_seconds", "beamgate_decisions_total",
 		"beamgate_relay_bytes_total", "beamgate_audit_append_seconds", "beamgate_audit_failures_total",
-		"beamgate_vault_request_seconds", "beamgate_cookie_age_seconds", "beamgate_config_reloads_total"} {
+		"beamgate_vault_request_seconds", "beamgate_cookie_age_seconds", "beamgate_config_reloads_total",
+		"beamgate_relay_buffered_bytes", "beamgate_relay_buffer_budget_bytes", "beamgate_relay_session_buffer_cap_bytes"} {
 		if !seen[name] {
 			t.Errorf("%s not exported", name)
 		}
@@ -395,6 +398,9 @@ func TestMetricsLabels(t *testing.T) {
 		{"beamgate_sessions_total", []string{"result", "refused"}, 1},
 		{"beamgate_sessions_active", nil, 0},
 		{"beamgate_session_duration_seconds_count", nil, 1},
+		{"beamgate_relay_buffered_bytes", nil, 4096},
+		{"beamgate_relay_buffer_budget_bytes", nil, 24 << 20},
+		{"beamgate_relay_session_buffer_cap_bytes", nil, 64 << 20},
 		{"beamgate_relay_bytes_total", []string{"direction", "e2p"}, 1000},
 		{"beamgate_relay_bytes_total", []string{"direction", "p2e"}, 25000},
 		{"beamgate_ssh_connections_active", nil, 0},

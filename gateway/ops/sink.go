@@ -85,8 +85,6 @@ func (s *MetricsSink) count(rec *audit.Record) {
 	case audit.EventSessionRefused:
 		s.m.sessionsNo.Inc()
 	case audit.EventSessionEnd:
-		s.m.relayE2P.Add(float64(max(rec.BytesIn, 0)))
-		s.m.relayP2E.Add(float64(max(rec.BytesOut, 0)))
 		s.mu.Lock()
 		began, ok := s.sessions[rec.Session]
 		if ok {

@@ -125,6 +125,8 @@ type Relay struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closed   bool
+	// endedIn and endedOut are the bytes of sessions that ended (Bytes).
+	endedIn, endedOut int64
 
 	atomsMu sync.Mutex
 	atoms   map[string]*policy.AtomSet // per target node
@@ -271,7 +273,25 @@ func (r *Relay) register(s *session) bool {
 func (r *Relay) unregister(s *session) {
 	r.mu.Lock()
 	delete(r.sessions, s)
+	// Under mu, with the delete: Bytes never counts a session twice or
+	// not at all, so the totals only grow.
+	r.endedIn += s.bytesIn.Load()
+	r.endedOut += s.bytesOut.Load()
 	r.mu.Unlock()
+}
+
+// Bytes returns the distribution bytes relayed so far, engineer to
+// production and production to engineer, ended and live sessions
+// together (frame headers included, as in session_end records).
+func (r *Relay) Bytes() (e2p, p2e int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e2p, p2e = r.endedIn, r.endedOut
+	for s := range r.sessions {
+		e2p += s.bytesIn.Load()
+		p2e += s.bytesOut.Load()
+	}
+	return e2p, p2e
 }
 
 // EndError says why a session was ended by the gateway.
