@@ -220,14 +220,16 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 // ctx ends, then shuts it down gracefully. Each value on rotate (nil:
 // never) rotates the audit log.
 func serveUntil(ctx context.Context, srv *service, log *zap.Logger, ln net.Listener, rotate <-chan os.Signal, reload func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		if ln != nil {
-			errc <- srv.srv.Serve(ln)
-			return
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", srv.srv.Config().Listen); err != nil {
+			srv.Close()
+			return fmt.Errorf("listen %s: %w", srv.srv.Config().Listen, err)
 		}
-		errc <- srv.srv.ListenAndServe()
-	}()
+	}
+	errc := make(chan error, 1)
+	srv.listening.Store(true)
+	go func() { errc <- srv.srv.Serve(ln) }()
 wait:
 	for {
 		select {

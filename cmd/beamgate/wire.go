@@ -87,8 +87,10 @@ type service struct {
 	checkpoints atomic.Pointer[audit.Checkpointer] // kicked after a rotation
 	// ops is the ops listener (nil: ops.listen is off); metrics are its
 	// metrics (nil too then: their methods do nothing).
-	ops     *ops.Server
-	metrics *ops.Metrics
+	ops *ops.Server
+	// listening is set once the SSH listener is open (/readyz's starting).
+	listening atomic.Bool
+	metrics   *ops.Metrics
 	// closers run in order once the front door has stopped: the relay
 	// (ending sessions a drain left), then the audit log (after every
 	// last record), then the ops listener, then the cookie store.
@@ -243,6 +245,14 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 		return fail(err)
 	}
 	if svc.ops != nil {
+		// Not ready until the SSH listener is open: a load balancer must
+		// not send engineers to a port nothing accepts on yet.
+		svc.ops.AddCheck(ops.Check{Name: "starting", Err: func() error {
+			if !svc.listening.Load() {
+				return errors.New("the SSH listener is not open yet")
+			}
+			return nil
+		}})
 		if err := svc.ops.Start(); err != nil {
 			svc.srv.Close()
 			return fail(err)
