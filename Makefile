@@ -99,6 +99,10 @@ matrix: ## OTP 25/27/29 + Elixir interop through the relay, then through ssh -N 
 bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewrites docs/benchmarks.md (~2 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestBench -timeout 60m -v ./internal/bench/
 
+.PHONY: bench-reload
+bench-reload: ## SIGHUP with 200 live relayed sessions: a user added (all kept), then their user removed (all cut) (~1 min)
+	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestReloadWithLiveSessions -timeout 30m -v ./internal/bench/
+
 .PHONY: bench-cluster
 bench-cluster: ## whole-cluster recipe: ssh -N to every node connected (4 and 16 real nodes), connect-all vs direct, cluster top vs one node (~1 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestClusterTimings -timeout 20m -v ./gateway/

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"beamgate/audit"
 	"beamgate/gateway/config"
@@ -31,6 +32,7 @@ type ReloadResult struct {
 // Keys that cannot change live are reported, not applied. Every cut and
 // the reload itself are audited.
 func (s *Server) Reload(ctx context.Context, cfg *config.Config) ReloadResult {
+	start := time.Now()
 	old := s.conf()
 	res := ReloadResult{NeedsRestart: needsRestart(old, cfg)}
 	s.cfgp.Store(cfg)
@@ -66,6 +68,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) ReloadResult {
 		Detail: map[string]string{
 			"connections_cut": fmt.Sprint(res.ConnectionsCut), "sessions_kept": fmt.Sprint(res.SessionsKept),
 			"sessions_cut": fmt.Sprint(res.SessionsCut), "users": fmt.Sprint(len(cfg.Users)), "nodes": fmt.Sprint(len(cfg.Nodes())),
+			"took": time.Since(start).String(), // deciding every connection and session; cut ones end right after
 		}}
 	if len(res.NeedsRestart) > 0 {
 		r.Detail["needs_restart"] = strings.Join(res.NeedsRestart, ",")

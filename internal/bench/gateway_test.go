@@ -43,6 +43,8 @@ type beamgateProc struct {
 	load        gossh.Signer // the "load" user's key, for in-process clients
 	auditPath   string
 	logPath     string
+	confPath    string // its configuration file
+	conf        string // what startBeamgate wrote there
 }
 
 // startBeamgate writes a configuration for prismatic@prod-01 (dialled at
@@ -119,7 +121,7 @@ limits:
 	}
 	cmd := exec.Command(bin, args...)
 	exited, logPath := startProcess(t, dir, "beamgate", cmd)
-	g.pid, g.logPath = cmd.Process.Pid, logPath
+	g.pid, g.logPath, g.confPath, g.conf = cmd.Process.Pid, logPath, confPath, conf
 	waitListening(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(g.port)), exited, logPath)
 	return g
 }
