@@ -119,6 +119,12 @@ func TestAssembleOps(t *testing.T) {
 	if code, body := opsGet(t, base+"/livez"); code != 200 || body != "ok\n" {
 		t.Errorf("/livez: %d %q", code, body)
 	}
+	// Assembled, not serving yet: not ready. serveUntil marks it
+	// listening once the SSH listener is open.
+	if code, body := opsGet(t, base+"/readyz"); code != 503 || body != "starting: the SSH listener is not open yet\n" {
+		t.Errorf("/readyz before listening: %d %q", code, body)
+	}
+	svc.listening.Store(true)
 	if code, body := opsGet(t, base+"/readyz"); code != 200 || body != "ok\n" {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
