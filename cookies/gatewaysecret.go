@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -225,4 +228,33 @@ func newSecret() ([]byte, error) {
 		return nil, fmt.Errorf("cookies: generating a gateway secret: %w", err)
 	}
 	return b, nil
+}
+
+// maxSSHCAKey bounds the CA key read from Vault's SSH engine.
+const maxSSHCAKey = 16 << 10
+
+// SSHCAPublicKey reads the CA public key of Vault's SSH secrets engine at
+// mount (GET MOUNT/public_key, which needs no token), as an OpenSSH public
+// key line. The gateway trusts user certificates it signed.
+func (s *VaultStore) SSHCAPublicKey(ctx context.Context, mount string) (string, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout*time.Duration(s.cfg.MaxRetries+1))
+	defer cancel()
+	resp, err := s.client.Logical().ReadRawWithContext(rctx, strings.Trim(mount, "/")+"/public_key")
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if err != nil {
+		return "", s.vaultErr("reading "+mount+"/public_key", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("cookies: vault reading %s/public_key: status %d (no SSH CA there?)", mount, resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSSHCAKey+1))
+	if err != nil {
+		return "", s.vaultErr("reading "+mount+"/public_key", err)
+	}
+	if len(b) > maxSSHCAKey {
+		return "", fmt.Errorf("cookies: vault %s/public_key is longer than %d bytes", mount, maxSSHCAKey)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

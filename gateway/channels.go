@@ -46,18 +46,19 @@ type forward struct {
 	epmdPort int
 }
 
-// decideForward decides a direct-tcpip destination for user. Only the
-// epmd port and the gateway ports of nodes user may reach, on those nodes'
-// hosts, are allowed; everything else is refused: beamgate is never an
-// open proxy.
-func (s *Server) decideForward(user, host string, port uint32) forward {
+// decideForward decides a direct-tcpip destination for a user holding
+// roles. Only the epmd port and the gateway ports of nodes the roles
+// reach, on those nodes' hosts, are allowed; everything else is refused:
+// beamgate is never an open proxy.
+func (s *Server) decideForward(roles []string, host string, port uint32) forward {
 	f := forward{host: host}
-	reachable := s.conf().Reachable(user)
+	grants := s.conf().GrantsFor(roles)
+	reachable := s.conf().ReachableFor(roles)
 	if strings.EqualFold(host, config.HomeHost) {
 		// The recipe's home forward names the cluster's local epmd port
 		// as its destination port: NAMES answers must carry it.
 		var ports []string
-		for _, cl := range slices.Sorted(maps.Keys(s.conf().Grants(user))) {
+		for _, cl := range slices.Sorted(maps.Keys(grants)) {
 			l, _ := s.conf().Layout(cl)
 			if uint32(l.EpmdPort) == port {
 				f.kind, f.epmdPort = "home", l.EpmdPort
@@ -90,7 +91,7 @@ func (s *Server) decideForward(user, host string, port uint32) forward {
 	for _, n := range on {
 		if uint32(n.GatewayPort) == port {
 			f.kind, f.node = "relay", n
-			f.grant = s.conf().Grants(user)[n.Cluster]
+			f.grant = grants[n.Cluster]
 			return f
 		}
 	}
@@ -124,7 +125,7 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, sc *gossh.ServerConn, newChan 
 		newChan.Reject(reason, msg)
 	}
 
-	f := s.decideForward(id.User, p.DestAddr, p.DestPort)
+	f := s.decideForward(id.Roles(), p.DestAddr, p.DestPort)
 	if f.kind == "" {
 		deny(gossh.Prohibited, f.deny, f)
 		return
@@ -194,7 +195,7 @@ func targetOf(n *config.Node) relay.Target {
 func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g config.Grant) relay.Engineer {
 	return relay.Engineer{
 		User:       id.User,
-		Roles:      append([]string(nil), s.conf().Users[id.User].Roles...),
+		Roles:      id.Roles(),
 		Session:    sessionOf(ctx),
 		KeyID:      id.KeyID,
 		CertSerial: id.CertSerial,

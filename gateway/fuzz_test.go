@@ -28,7 +28,11 @@ func FuzzDecideForward(f *testing.F) {
 	f.Add("alice", "beamgate", uint32(14369))
 	f.Add("alice", "prod-01", uint32(14369))
 	f.Fuzz(func(t *testing.T, user, host string, port uint32) {
-		d := s.decideForward(user, host, port)
+		var roles []string
+		if u := s.conf().Users[user]; u != nil {
+			roles = u.Roles
+		}
+		d := s.decideForward(roles, host, port)
 		if d.kind == "" {
 			if d.deny == "" {
 				t.Fatal("refusal without a reason")

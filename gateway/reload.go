@@ -44,10 +44,17 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) ReloadResult {
 		reason string
 	}
 	var cuts []cut
+	rolesBySession := map[string][]string{} // SSH session id -> the roles its identity holds under cfg
+	cutWhy := map[string]string{}           // SSH session id -> why its connection is cut
 	for c, id := range s.live {
-		if why := s.stillAllowed(cfg, id); why != "" {
+		roles, why := s.stillAllowed(cfg, id)
+		if why != "" {
 			cuts = append(cuts, cut{c, why})
+			cutWhy[sessionOf(c.ctx)] = why
+			continue
 		}
+		id.setRoles(roles)
+		rolesBySession[sessionOf(c.ctx)] = roles
 	}
 	s.mu.Unlock()
 	for _, k := range cuts {
@@ -61,7 +68,15 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) ReloadResult {
 	// Relayed sessions: the user, the node and the cluster grant must
 	// still be there; the policy may have changed.
 	res.SessionsKept, res.SessionsCut = s.opts.Relay.Reconcile(func(eng relay.Engineer, t relay.Target) relay.Keep {
-		return sessionVerdict(cfg, eng, t)
+		roles, ok := rolesBySession[eng.Session]
+		if !ok {
+			why, cut := cutWhy[eng.Session]
+			if !cut {
+				why = "user " + eng.User + " is no longer logged in"
+			}
+			return relay.Keep{Reason: "configuration reload: " + why}
+		}
+		return sessionVerdict(cfg, eng, t, roles)
 	})
 
 	r := &audit.Record{Event: audit.EventConfigReload, Decision: audit.DecisionInfo,
@@ -79,35 +94,36 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) ReloadResult {
 	return res
 }
 
-// stillAllowed is why id may no longer be logged in under cfg ("" when
-// it may): its user is gone, its key is no longer listed, or its
-// certificate's authority is no longer trusted.
-func (s *Server) stillAllowed(cfg *config.Config, id *Identity) string {
+// stillAllowed decides id again under cfg: the roles it holds then, or
+// why it may no longer be logged in: its user is gone, its key is no
+// longer listed, or its certificate is no longer accepted (its CA gone,
+// or a role it grants no longer defined or allowed).
+func (s *Server) stillAllowed(cfg *config.Config, id *Identity) (roles []string, why string) {
+	if id.Cert {
+		c, ok := id.key.(*gossh.Certificate)
+		if !ok {
+			return nil, "certificate missing"
+		}
+		a := &authenticator{cfg: func() *config.Config { return cfg }, clock: s.now, vaultKeys: s.auth.vaultKeys}
+		g, err := a.checkCert(cfg, id.User, c)
+		if err != nil {
+			return nil, "certificate no longer accepted: " + err.Error()
+		}
+		return g.roles, ""
+	}
 	u := cfg.Users[id.User]
 	switch {
 	case u == nil:
-		return "user " + id.User + " was removed"
-	case id.key == nil:
-		return ""
-	case id.Cert:
-		a := &authenticator{cfg: func() *config.Config { return cfg }, clock: s.now}
-		if c, ok := id.key.(*gossh.Certificate); ok {
-			if err := a.checkCert(id.User, c); err != nil {
-				return "certificate no longer accepted: " + err.Error()
-			}
-		}
-		return ""
-	case !u.HasKey(id.key.Marshal()):
-		return "the key " + id.Fingerprint + " was removed from user " + id.User
+		return nil, "user " + id.User + " was removed"
+	case id.key != nil && !u.HasKey(id.key.Marshal()):
+		return nil, "the key " + id.Fingerprint + " was removed from user " + id.User
 	}
-	return ""
+	return u.Roles, ""
 }
 
-// sessionVerdict decides one relayed session under cfg.
-func sessionVerdict(cfg *config.Config, eng relay.Engineer, t relay.Target) relay.Keep {
-	if cfg.Users[eng.User] == nil {
-		return relay.Keep{Reason: "configuration reload: user " + eng.User + " was removed"}
-	}
+// sessionVerdict decides one relayed session under cfg, for an engineer
+// whose identity holds roles.
+func sessionVerdict(cfg *config.Config, eng relay.Engineer, t relay.Target, roles []string) relay.Keep {
 	var node *config.Node
 	for _, n := range cfg.Nodes() {
 		if n.Name == t.Name && n.Cluster == t.Cluster {
@@ -120,7 +136,7 @@ func sessionVerdict(cfg *config.Config, eng relay.Engineer, t relay.Target) rela
 	if node.Dial != t.Dial || node.GatewayPort != t.GatewayPort {
 		return relay.Keep{Reason: "configuration reload: node " + t.Name + " moved (dial or gateway_port changed)"}
 	}
-	g, ok := cfg.Grants(eng.User)[t.Cluster]
+	g, ok := cfg.GrantsFor(roles)[t.Cluster]
 	if !ok {
 		return relay.Keep{Reason: "configuration reload: user " + eng.User + " may no longer reach cluster " + t.Cluster}
 	}

@@ -84,6 +84,10 @@ type Options struct {
 	// ssh -N passes (beamgate dev's generated key, which ssh does not try
 	// by itself), so that the recipe works when pasted as printed.
 	RecipeIdentity string
+	// SSHCA reads a Vault SSH engine's CA key, for user_cas entries with
+	// vault_mount. NewServer reads each once and fails if it cannot, then
+	// re-reads them every vault_refresh.
+	SSHCA FetchSSHCA
 	// ViewHost is the host part of the views' node names
 	// (beamgate_view_<random>@ViewHost); "" is this machine's host name,
 	// or "beamgate".
@@ -180,6 +184,10 @@ func NewServer(o Options) (*Server, error) {
 	}
 	s.cfgp.Store(o.Config)
 	s.auth = &authenticator{cfg: s.conf, clock: o.Now}
+	if err := s.startVaultCAs(); err != nil {
+		s.closeAll()
+		return nil, err
+	}
 	if o.Revocations != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		if err := s.startRevocations(ctx, o.Revocations, o.RevocationInterval, o.RevocationStaleLimit); err != nil {
@@ -284,6 +292,50 @@ type connState struct {
 	lastUser string   // last user name attempted
 	fails    []string // distinct authentication failure reasons, bounded
 	methods  []string
+	sessions map[gossh.Channel]struct{} // open session channels, for notices at a cut
+
+	// authed receives the identity once the login is admitted, so
+	// supervise can arm the certificate's expiry.
+	authed chan *Identity
+}
+
+func (c *connState) addSession(ch gossh.Channel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions == nil {
+		c.sessions = map[gossh.Channel]struct{}{}
+	}
+	c.sessions[ch] = struct{}{}
+}
+
+func (c *connState) removeSession(ch gossh.Channel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sessions, ch)
+}
+
+// notice writes msg to the stderr of every open session channel, without
+// waiting for a client that does not read.
+func (c *connState) notice(msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ch := range c.sessions {
+		go ch.Stderr().Write([]byte(msg + "\r\n"))
+	}
+}
+
+// certExpired cuts a connection whose certificate stopped being valid.
+func (c *connState) certExpired(id *Identity) {
+	sc := serverConnOf(c.ctx)
+	if sc == nil {
+		return
+	}
+	reason := fmt.Sprintf("certificate %q (serial %d) expired at %s", trimField(id.KeyID, 200), id.CertSerial, id.CertExpires.UTC().Format(time.RFC3339))
+	c.auditConn(sc, audit.EventDisconnect, audit.DecisionDeny, reason)
+	c.srv.log.Info("closing an ssh connection whose certificate expired", zap.String("user", id.User), zap.String("key_id", id.KeyID))
+	c.notice("beamgate: your " + reason + "; this connection and its sessions are closed. Sign a new certificate and reconnect.")
+	time.Sleep(100 * time.Millisecond) // let the notice leave before the close
+	c.netConn.Close()
 }
 
 type connStateKey struct{}
@@ -304,7 +356,7 @@ func serverConnOf(ctx ssh.Context) *gossh.ServerConn {
 // handshake: it arms the handshake timeout and starts the connection's
 // supervisor (keepalives, idle timeout, end-of-connection accounting).
 func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
-	c := &connState{srv: s, ctx: ctx, netConn: conn, accepted: s.now()}
+	c := &connState{srv: s, ctx: ctx, netConn: conn, accepted: s.now(), authed: make(chan *Identity, 1)}
 	c.lastActive.Store(s.now().UnixNano())
 	ctx.SetValue(connStateKey{}, c)
 	if !s.track() {
@@ -368,11 +420,24 @@ func (c *connState) supervise() {
 	tick := time.NewTicker(lim.KeepaliveInterval)
 	defer tick.Stop()
 	var inflight atomic.Int32
+	var (
+		expiry   <-chan time.Time
+		expiring *Identity
+	)
 	for {
 		select {
 		case <-c.ctx.Done():
 			c.ended()
 			return
+		case id := <-c.authed:
+			if !id.CertExpires.IsZero() {
+				t := time.NewTimer(time.Until(id.CertExpires))
+				defer t.Stop()
+				expiry, expiring = t.C, id
+			}
+		case <-expiry:
+			expiry = nil
+			c.certExpired(expiring)
 		case <-handshake.C:
 			if serverConnOf(c.ctx) == nil {
 				c.fail("", errHandshakeTimer.Error())
@@ -503,7 +568,13 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 			perms, err := s.auth.checkKey(conn, key)
 			if err != nil {
 				if c != nil {
-					c.fail(conn.User(), fmt.Sprintf("%s: %v (%s)", key.Type(), err, gossh.FingerprintSHA256(key)))
+					c.fail(conn.User(), fmt.Sprintf("%s: %v (%s)", key.Type(), err, keyDescription(key)))
+				}
+				if errors.Is(err, errCertRefused) {
+					// A certificate from a trusted CA that is refused: its
+					// holder is told why (ssh prints the banner), e.g.
+					// expired, too long-lived, a role its CA may not grant.
+					return nil, &gossh.BannerError{Err: noted(err), Message: "beamgate: " + err.Error() + "\r\n"}
 				}
 				return nil, noted(err)
 			}
@@ -541,6 +612,11 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				c.fail(id.User, "")
 			}
 			r := s.record(ctx, id, audit.EventLogin, audit.DecisionAllow, "")
+			r.Detail = mergeDetail(r.Detail, "roles", strings.Join(id.Roles(), ","))
+			r.Detail["role_source"] = id.RoleSource
+			if !id.CertExpires.IsZero() {
+				r.Detail["cert_expires"] = id.CertExpires.UTC().Format(time.RFC3339)
+			}
 			r.Session = shortSession(hex.EncodeToString(conn.SessionID()))
 			r.SourceAddr = sourceAddr(conn.RemoteAddr())
 			if err := s.aud.Record(ctx, audit.Gate, r); err != nil {
@@ -551,6 +627,12 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				return nil, &gossh.BannerError{Err: noted(errAuditFailed), Message: auditUnavailable + "\r\n"}
 			}
 			s.log.Info("ssh login", zap.String("user", id.User), zap.String("key_id", id.KeyID), zap.Bool("cert", id.Cert), zap.String("remote", r.SourceAddr))
+			if c != nil {
+				select {
+				case c.authed <- id:
+				default:
+				}
+			}
 			return out, nil
 		},
 		AuthLogCallback: func(conn gossh.ConnMetadata, method string, err error) {
@@ -575,6 +657,25 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	return cfg
 }
 
+// keyDescription names a refused key for the audit log: its fingerprint,
+// or a certificate's key id, serial, key and CA fingerprints.
+func keyDescription(key gossh.PublicKey) string {
+	cert, ok := key.(*gossh.Certificate)
+	if !ok {
+		return gossh.FingerprintSHA256(key)
+	}
+	return fmt.Sprintf("certificate key id %q, serial %d, key %s, CA %s", trimField(cert.KeyId, 200), cert.Serial,
+		gossh.FingerprintSHA256(cert.Key), gossh.FingerprintSHA256(cert.SignatureKey))
+}
+
+// trimField bounds a client-chosen string in an audit reason.
+func trimField(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
 // errAuthNoted marks an authentication error already noted by fail, so
 // AuthLogCallback does not note it twice.
 var errAuthNoted = errors.New("noted")
@@ -595,7 +696,10 @@ func (s *Server) record(ctx ssh.Context, id *Identity, event audit.Event, decisi
 		r.KeyID = id.KeyID
 		r.CertSerial = id.CertSerial
 		if id.Cert {
-			r.Detail = map[string]string{"fingerprint": id.Fingerprint}
+			r.Detail = map[string]string{"fingerprint": id.Fingerprint, "ca": id.CA, "ca_fingerprint": id.CAFingerprint}
+			if len(id.CertRoles) > 0 {
+				r.Detail["cert_roles"] = strings.Join(id.CertRoles, ",")
+			}
 		}
 	}
 	return r

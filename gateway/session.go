@@ -62,9 +62,11 @@ func (s *Server) handleSession(_ *ssh.Server, sc *gossh.ServerConn, newChan goss
 	// run ends when the channel closes (the engineer quit ssh) or the
 	// connection ends: a long-running view stops with it.
 	run, stop := context.WithCancel(ctx)
+	c.addSession(ch)
 	var once sync.Once
 	done := func() {
 		once.Do(func() {
+			c.removeSession(ch)
 			ch.Close()
 			c.closeChannel()
 			stop()
@@ -291,8 +293,8 @@ type nodeStatus struct {
 // nodeTable checks every node id may reach, concurrently and bounded by
 // reachTimeout.
 func (s *Server) nodeTable(ctx context.Context, id *Identity) []nodeStatus {
-	nodes := s.conf().Reachable(id.User)
-	grants := s.conf().Grants(id.User)
+	nodes := s.conf().ReachableFor(id.Roles())
+	grants := s.conf().GrantsFor(id.Roles())
 	rows := make([]nodeStatus, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -385,12 +387,22 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 	} else {
 		fmt.Fprintf(out, " (key %s)\n", id.Fingerprint)
 	}
-	roles := s.conf().Users[id.User].Roles
+	roles := id.Roles()
 	label := "role"
 	if len(roles) > 1 {
 		label = "roles"
 	}
-	fmt.Fprintf(out, "%s: %s\n\n", label, strings.Join(roles, ", "))
+	fmt.Fprintf(out, "%s: %s (from %s)\n", label, strings.Join(roles, ", "), roleSourceText(id))
+	if id.Cert {
+		fmt.Fprintf(out, "certificate from CA %s (%s), ", id.CA, id.CAFingerprint)
+		if id.CertExpires.IsZero() {
+			fmt.Fprintf(out, "valid with no end\n")
+		} else {
+			fmt.Fprintf(out, "valid until %s (in %s): your sessions end then; sign a new certificate and reconnect\n",
+				id.CertExpires.UTC().Format(time.RFC3339), id.CertExpires.Sub(s.now()).Round(time.Minute))
+		}
+	}
+	out.WriteString("\n")
 
 	rows := s.writeNodes(ctx, out, id)
 	if len(rows) == 0 {
@@ -407,6 +419,17 @@ func (s *Server) writeBanner(ctx ssh.Context, out *bytes.Buffer, sc *gossh.Serve
 	}
 }
 
+// roleSourceText says where id's roles came from, for the banner.
+func roleSourceText(id *Identity) string {
+	switch id.RoleSource {
+	case rolesFromCert:
+		return "your certificate"
+	case rolesFromBoth:
+		return "your certificate and your users: entry"
+	}
+	return "the gateway's users: entry for " + id.User
+}
+
 // writeCookie writes the engineer's gateway cookie and its expiry.
 func (s *Server) writeCookie(out *bytes.Buffer, id *Identity) {
 	now := s.now()
@@ -416,7 +439,7 @@ func (s *Server) writeCookie(out *bytes.Buffer, id *Identity) {
 // runRecipe serves `recipe [CLUSTER]`: the gateway cookie and the recipe
 // of one cluster, or of every cluster id may reach.
 func (s *Server) runRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, args []string) error {
-	grants := s.conf().Grants(id.User)
+	grants := s.conf().GrantsFor(id.Roles())
 	clusters := slices.Sorted(maps.Keys(grants))
 	if len(clusters) == 0 {
 		return errors.New("you may reach no clusters")

@@ -61,14 +61,14 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 		return refuse(ruleViewUsage, fmt.Sprintf("usage: %s NODE|CLUSTER [flags]; run help for the flags", args[0]))
 	}
-	reachable := s.conf().Reachable(id.User)
+	reachable := s.conf().ReachableFor(id.Roles())
 	for _, n := range reachable {
 		if n.Name == args[1] {
 			node = n
 		}
 	}
 	if node == nil {
-		if _, ok := s.conf().Grants(id.User)[args[1]]; ok {
+		if _, ok := s.conf().GrantsFor(id.Roles())[args[1]]; ok {
 			v.cluster = args[1]
 			return s.runClusterView(v, run)
 		}
@@ -80,7 +80,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 		if len(names) > 0 {
 			list = strings.Join(names, ", ")
 		}
-		clusters := strings.Join(slices.Sorted(maps.Keys(s.conf().Grants(id.User))), ", ")
+		clusters := strings.Join(slices.Sorted(maps.Keys(s.conf().GrantsFor(id.Roles()))), ", ")
 		if clusters == "" {
 			clusters = "none"
 		}
@@ -97,7 +97,7 @@ func (s *Server) runView(ctx ssh.Context, run context.Context, id *Identity, arg
 	}
 	defer release()
 
-	grant := s.conf().Grants(id.User)[node.Cluster]
+	grant := s.conf().GrantsFor(id.Roles())[node.Cluster]
 	if err := s.aud.Record(ctx, audit.Gate, record(audit.DecisionAllow, "", "")); err != nil {
 		writeErr(ch, pty, auditUnavailable+"\n")
 		return 1
@@ -160,7 +160,7 @@ func (s *Server) runClusterView(v *viewCommand, run context.Context) uint32 {
 		return status
 	}
 	var nodes []*config.Node
-	for _, n := range s.conf().Reachable(id.User) {
+	for _, n := range s.conf().ReachableFor(id.Roles()) {
 		if n.Cluster == cluster {
 			nodes = append(nodes, n)
 		}
@@ -176,7 +176,7 @@ func (s *Server) runClusterView(v *viewCommand, run context.Context) uint32 {
 		writeErr(ch, pty, auditUnavailable+"\n")
 		return 1
 	}
-	grant := s.conf().Grants(id.User)[cluster]
+	grant := s.conf().GrantsFor(id.Roles())[cluster]
 	members := make([]views.Member, len(nodes))
 	conns := make([]*viewConn, len(nodes))
 	for i, n := range nodes {

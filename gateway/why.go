@@ -181,7 +181,7 @@ func (s *Server) runCheck(ctx ssh.Context, out *bytes.Buffer, id *Identity) {
 		fmt.Fprintf(out, "\n  %s recorded for you; ssh %s why lists them with fixes.\n", plural(len(v.Refusals), "refusal"), s.sshTarget(ctx, id))
 	}
 	fmt.Fprintf(out, "\nCheck your side: paste this into the shell that starts your node (it reads the environment,\nresolves each host and asks the tunnel's epmd):\n")
-	for _, cl := range slices.Sorted(maps.Keys(s.conf().Grants(id.User))) {
+	for _, cl := range slices.Sorted(maps.Keys(s.conf().GrantsFor(id.Roles()))) {
 		if l, ok := s.conf().Layout(cl); ok {
 			fmt.Fprintf(out, "\n  # cluster %s\n  %s\n", cl, localCheck(l))
 		}

@@ -73,7 +73,7 @@ func TestDevUserKeysAndConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dev config: %v", err)
 	}
-	if n := cfg.Reachable("dev"); len(n) != len(demoNodes) || n[0].Name != demoNodes[0].name {
+	if n := cfg.ReachableFor(cfg.Users["dev"].Roles); len(n) != len(demoNodes) || n[0].Name != demoNodes[0].name {
 		t.Errorf("dev reaches %v", n)
 	}
 	if fi, err := os.Stat(filepath.Join(state, "cookies.yaml")); err != nil || fi.Mode().Perm() != 0o600 {

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -57,14 +59,30 @@ func offboardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				entries = append(entries, cookies.Revocation{Fingerprint: gossh.FingerprintSHA256(pk), Reason: *reason, Actor: env.actor})
 			}
 		}
-	} else {
-		fmt.Fprintf(stdout, "note: %s is not in the configuration; revoking the name anyway\n", user)
+	}
+	// Certificates need no users: entry: revoke the key ids and serials
+	// of those this gateway's audit log saw the user log in with (the user
+	// name alone already refuses every certificate naming it).
+	seen := certsSeen(env.cfg.Audit.Path, user)
+	for _, id := range seen.keyIDs {
+		entries = append(entries, cookies.Revocation{KeyID: id, Reason: *reason, Actor: env.actor})
+	}
+	for _, n := range seen.serials {
+		entries = append(entries, cookies.Revocation{Serial: n, Reason: *reason, Actor: env.actor})
+	}
+	if env.cfg.Users[user] == nil && len(seen.keyIDs) == 0 {
+		fmt.Fprintf(stdout, "note: %s has no users: entry and no certificate login in this gateway's audit log; revoking the name anyway\n", user)
 	}
 	rv := env.vault.Revocations()
 	for _, e := range entries {
 		what := "user " + user
-		if e.Fingerprint != "" {
+		switch {
+		case e.Fingerprint != "":
 			what = "key " + e.Fingerprint
+		case e.KeyID != "":
+			what = fmt.Sprintf("certificate key id %q", e.KeyID)
+		case e.Serial != 0:
+			what = fmt.Sprintf("certificate serial %d", e.Serial)
 		}
 		err := rv.Revoke(ctx, e)
 		rec := &audit.Record{Event: audit.EventOffboard, User: user, Decision: audit.DecisionDeny, Reason: *reason,
@@ -86,12 +104,16 @@ func offboardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	// 2. Rotate every cluster the user could reach.
 	var clusters []string
-	for cl := range env.cfg.Grants(user) {
+	roles := seen.roles
+	if u := env.cfg.Users[user]; u != nil {
+		roles = append(roles, u.Roles...)
+	}
+	for cl := range env.cfg.GrantsFor(roles) {
 		clusters = append(clusters, cl)
 	}
 	slices.Sort(clusters)
 	if *noRotate || len(clusters) == 0 {
-		return env.offboardDone(ctx, user, *reason, clusters, nil, stdout)
+		return env.offboardDone(ctx, user, *reason, clusters, nil, !*noRotate, stdout)
 	}
 	fmt.Fprintf(stdout, "rotating the cookies of %s\n", strings.Join(clusters, ", "))
 	var failed []string
@@ -101,22 +123,29 @@ func offboardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			failed = append(failed, cl)
 		}
 	}
-	return env.offboardDone(ctx, user, *reason, clusters, failed, stdout)
+	return env.offboardDone(ctx, user, *reason, clusters, failed, true, stdout)
 }
 
 // offboardDone audits and prints the outcome.
-func (e *opsEnv) offboardDone(ctx context.Context, user, reason string, clusters, failed []string, stdout io.Writer) error {
+func (e *opsEnv) offboardDone(ctx context.Context, user, reason string, clusters, failed []string, rotated bool, stdout io.Writer) error {
 	rec := &audit.Record{Event: audit.EventOffboard, User: user, Decision: audit.DecisionInfo, Reason: reason,
 		Detail: map[string]string{"step": "done", "actor": e.actor, "clusters": strings.Join(clusters, ","),
 			"at": time.Now().UTC().Format(time.RFC3339)}}
 	if len(failed) > 0 {
 		rec.Detail["rotation_failed"] = strings.Join(failed, ",")
 	}
+	if !rotated {
+		rec.Detail["rotated"] = "no (--no-rotate)"
+	}
 	if err := e.aud.Record(ctx, audit.Gate, rec); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%s is revoked, but the cookie rotation of %s did not finish; run `beamgate cookie rotate --cluster NAME` for each", user, strings.Join(failed, ", "))
+	}
+	if !rotated {
+		fmt.Fprintf(stdout, "offboarded %s: revoked; cookies not rotated (--no-rotate) of: %s; audit records in %s\n", user, dashList(clusters), e.auditPath)
+		return nil
 	}
 	fmt.Fprintf(stdout, "offboarded %s: revoked; cookies rotated: %s; audit records in %s\n", user, dashList(clusters), e.auditPath)
 	return nil
@@ -127,4 +156,50 @@ func dashList(l []string) string {
 		return "none"
 	}
 	return strings.Join(l, ", ")
+}
+
+// seenCerts is what an audit log says of a user's certificate logins.
+type seenCerts struct {
+	keyIDs  []string
+	serials []uint64
+	roles   []string // the roles those logins held
+}
+
+// maxSeenCerts bounds what certsSeen collects.
+const maxSeenCerts = 1000
+
+// certsSeen reads the audit log at path (every file of its set, the
+// commands' sibling logs included) for user's certificate logins. An
+// unreadable file is skipped: the revocation by name stands anyway.
+func certsSeen(path, user string) seenCerts {
+	var out seenCerts
+	files, _ := filepath.Glob(path + "*")
+	for _, f := range files {
+		if strings.HasSuffix(f, ".anchor") || strings.Contains(filepath.Base(f), ".torn") {
+			continue
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		_ = audit.Query(fh, audit.Filter{User: user, Event: audit.EventLogin, Decision: audit.DecisionAllow}, func(r audit.Record) error {
+			if r.CertSerial == 0 && r.Detail["ca"] == "" {
+				return nil // a plain key: revoked by fingerprint above
+			}
+			if r.KeyID != "" && !slices.Contains(out.keyIDs, r.KeyID) && len(out.keyIDs) < maxSeenCerts {
+				out.keyIDs = append(out.keyIDs, r.KeyID)
+			}
+			if r.CertSerial != 0 && !slices.Contains(out.serials, r.CertSerial) && len(out.serials) < maxSeenCerts {
+				out.serials = append(out.serials, r.CertSerial)
+			}
+			for _, role := range strings.Split(r.Detail["roles"], ",") {
+				if role != "" && !slices.Contains(out.roles, role) && len(out.roles) < maxSeenCerts {
+					out.roles = append(out.roles, role)
+				}
+			}
+			return nil
+		})
+		fh.Close()
+	}
+	return out
 }

@@ -227,6 +227,7 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 	}
 	if vs != nil {
 		opts.Revocations = vs.Revocations()
+		opts.SSHCA = vs.SSHCAPublicKey
 		opts.RevocationStaleLimit = vs.Config().StaleLimit
 	}
 	for _, t := range tweaks {

@@ -28,6 +28,8 @@ import (
 	kv "github.com/hashicorp/vault-plugin-secrets-kv"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/builtin/credential/approle"
+	"github.com/hashicorp/vault/builtin/credential/userpass"
+	sshengine "github.com/hashicorp/vault/builtin/logical/ssh"
 	"github.com/hashicorp/vault/builtin/logical/transit"
 	vaulthttp "github.com/hashicorp/vault/http"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -48,8 +50,8 @@ type testVault struct {
 func startVault(t *testing.T) *testVault {
 	t.Helper()
 	cluster := vault.NewTestCluster(t, &vault.CoreConfig{
-		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory, "transit": transit.Factory},
-		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory},
+		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory, "transit": transit.Factory, "ssh": sshengine.Factory},
+		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory, "userpass": userpass.Factory},
 	}, &vault.TestClusterOptions{HandlerFunc: vaulthttp.Handler, NumCores: 1})
 	cluster.Start()
 	t.Cleanup(cluster.Cleanup)

@@ -15,14 +15,22 @@ type Grant struct {
 	Mode    policy.Mode
 }
 
-// Grants returns the clusters user may reach and the granting role.
+// Grants returns the clusters a users: entry's roles reach, and the
+// granting role (nil for a user without an entry).
 func (c *Config) Grants(user string) map[string]Grant {
 	u := c.Users[user]
 	if u == nil {
 		return nil
 	}
+	return c.GrantsFor(u.Roles)
+}
+
+// GrantsFor returns the clusters roles reach and the granting role: the
+// first of roles, in order, that names the cluster. Roles that are not
+// defined grant nothing.
+func (c *Config) GrantsFor(roles []string) map[string]Grant {
 	out := map[string]Grant{}
-	for _, rname := range u.Roles {
+	for _, rname := range roles {
 		r := c.Roles[rname]
 		if r == nil {
 			continue
@@ -36,9 +44,9 @@ func (c *Config) Grants(user string) map[string]Grant {
 	return out
 }
 
-// Reachable returns the nodes user may reach, in configuration order.
-func (c *Config) Reachable(user string) []*Node {
-	g := c.Grants(user)
+// ReachableFor returns the nodes roles reach, in configuration order.
+func (c *Config) ReachableFor(roles []string) []*Node {
+	g := c.GrantsFor(roles)
 	var out []*Node
 	for _, n := range c.nodes {
 		if _, ok := g[n.Cluster]; ok {
@@ -47,6 +55,10 @@ func (c *Config) Reachable(user string) []*Node {
 	}
 	return out
 }
+
+// ValidUserName reports whether name may be a beamgate user name (the
+// SSH user a certificate logs in as without a users: entry, too).
+func ValidUserName(name string) bool { return validName(name) }
 
 // Nodes returns every configured node.
 func (c *Config) Nodes() []*Node { return slices.Clone(c.nodes) }

@@ -66,17 +66,22 @@ type Config struct {
 	Cookies          CookiesConfig       `yaml:"cookies"`
 	Clusters         map[string]*Cluster `yaml:"clusters"`
 	Users            map[string]*User    `yaml:"users"`
-	UserCAKeys       []string            `yaml:"user_ca_keys"`
-	Roles            map[string]*Role    `yaml:"roles"`
-	Limits           Limits              `yaml:"limits"`
-	Ops              OpsConfig           `yaml:"ops"`
+	// UserCAKeys are CA keys whose certificates authenticate the users
+	// listed under users: (the older, simpler form of UserCAsConfig).
+	UserCAKeys []string `yaml:"user_ca_keys"`
+	// UserCAsConfig are the CAs whose certificates may also grant roles,
+	// so an engineer needs no users: entry.
+	UserCAsConfig []*UserCA        `yaml:"user_cas"`
+	Roles         map[string]*Role `yaml:"roles"`
+	Limits        Limits           `yaml:"limits"`
+	Ops           OpsConfig        `yaml:"ops"`
 	// ShutdownGrace is how long live sessions may go on after SIGTERM
 	// (new connections are refused at once) before they are cut.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
 	// Filled by Validate.
-	caKeys []gossh.PublicKey
-	nodes  []*Node // every configured node, in cluster-name then list order
+	cas   []*UserCA
+	nodes []*Node // every configured node, in cluster-name then list order
 }
 
 // AuditConfig says where the audit log lives, how it rotates, how its
@@ -131,9 +136,6 @@ type Node struct {
 // LongName reports whether the node uses long names (a dotted host), so
 // engineers' nodes must be started with -name rather than -sname.
 func (n *Node) LongName() bool { return strings.Contains(n.Host, ".") }
-
-// CAKeys are the parsed user_ca_keys (filled by Validate).
-func (c *Config) CAKeys() []gossh.PublicKey { return c.caKeys }
 
 // HasKey reports whether wire (a public key in SSH wire format) is one of
 // the user's listed keys (filled by Validate).
@@ -575,21 +577,10 @@ func (c *Config) validateRoles(bad func(key, problem, fix string)) {
 }
 
 func (c *Config) validateUsers(bad func(key, problem, fix string)) {
-	c.caKeys = nil
-	for i, s := range c.UserCAKeys {
-		k, err := parseKey(s)
-		key := fmt.Sprintf("user_ca_keys[%d]", i)
-		switch {
-		case err != nil:
-			bad(key, "not an OpenSSH public key", "paste the CA's .pub line, e.g. ssh-ed25519 AAAA... ca")
-		case isCert(k):
-			bad(key, "a certificate cannot be a CA", "paste the CA's public key, not a certificate")
-		default:
-			c.caKeys = append(c.caKeys, k)
-		}
-	}
-	if len(c.Users) == 0 {
-		bad("users", "no users configured", "add at least one user with keys and roles")
+	c.validateCAs(bad)
+	grantingCA := slices.ContainsFunc(c.cas, func(ca *UserCA) bool { return len(ca.AllowedRoles) > 0 })
+	if len(c.Users) == 0 && !grantingCA {
+		bad("users", "no users configured", "add at least one user with keys and roles, or a user_cas entry whose certificates grant roles (allowed_roles)")
 	}
 	for _, uname := range sortedKeys(c.Users) {
 		u := c.Users[uname]
@@ -609,13 +600,13 @@ func (c *Config) validateUsers(bad func(key, problem, fix string)) {
 			case err != nil:
 				bad(kkey, "not an OpenSSH public key", "paste a line from the user's .pub file, e.g. ssh-ed25519 AAAA... alice@laptop")
 			case isCert(k):
-				bad(kkey, "certificates are not listed per user", "add the signing CA to user_ca_keys instead")
+				bad(kkey, "certificates are not listed per user", "add the signing CA to user_cas instead")
 			default:
 				u.keys = append(u.keys, k.Marshal())
 			}
 		}
-		if len(u.Keys) == 0 && len(c.UserCAKeys) == 0 {
-			bad(key+".keys", "missing", "list the user's public keys, or configure user_ca_keys for certificates")
+		if len(u.Keys) == 0 && len(c.cas) == 0 {
+			bad(key+".keys", "missing", "list the user's public keys, or configure user_cas for certificates")
 		}
 		if len(u.Roles) == 0 {
 			bad(key+".roles", "missing", "give the user at least one role, e.g. [observer]")

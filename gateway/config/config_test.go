@@ -30,14 +30,14 @@ func TestConfigExample(t *testing.T) {
 		l.MaxChannelsPerConnection != 64 || l.MaxConnectionsPerUser != 8 || l.MaxSessionsPerTarget != 64 || cfg.CookieWindow != 24*time.Hour {
 		t.Errorf("defaults: %+v window %v", l, cfg.CookieWindow)
 	}
-	nodes := cfg.Reachable("alice")
+	nodes := cfg.ReachableFor(cfg.Users["alice"].Roles)
 	if len(nodes) != 1 || nodes[0].Alive != "prismatic" || nodes[0].Host != "prod-01" || nodes[0].EpmdAddr() != "10.0.0.5:4369" {
 		t.Fatalf("Reachable = %+v", nodes)
 	}
 	if g := cfg.Grants("alice")["prismatic"]; g.Role != "observer" || g.Mode != "enforce" || g.Profile == nil {
 		t.Errorf("grant = %+v", g)
 	}
-	if cfg.Reachable("mallory") != nil {
+	if cfg.ReachableFor(nil) != nil {
 		t.Errorf("unknown user reaches nodes")
 	}
 }
@@ -70,6 +70,24 @@ func TestConfigErrors(t *testing.T) {
 			"users.alice.keys[0]", "paste a line"},
 		{"bad ca", func(s string) string { return strings.Replace(s, "user_ca_keys: []", "user_ca_keys: [nonsense]", 1) },
 			"user_ca_keys[0]", "CA's .pub line"},
+		{"user_cas without a key", func(s string) string {
+			return strings.Replace(s, "user_ca_keys: []", "user_cas:\n  - name: team\n    allowed_roles: [observer]", 1)
+		}, "user_cas.team: neither key nor vault_mount is set", "vault_mount: ssh"},
+		{"user_cas with both", func(s string) string {
+			return strings.Replace(s, "user_ca_keys: []", "user_cas:\n  - name: team\n    key: \""+testKey+"\"\n    vault_mount: ssh", 1)
+		}, "user_cas.team: both key and vault_mount are set", "keep one"},
+		{"user_cas vault without vault", func(s string) string {
+			return strings.Replace(s, "user_ca_keys: []", "user_cas:\n  - name: team\n    vault_mount: ssh", 1)
+		}, "user_cas.team.vault_mount: needs cookies.backend: vault", "cookies.vault block"},
+		{"user_cas unknown role", func(s string) string {
+			return strings.Replace(s, "user_ca_keys: []", "user_cas:\n  - name: team\n    key: \""+testKey+"\"\n    allowed_roles: [admin]", 1)
+		}, "user_cas.team.allowed_roles[0]: unknown role \"admin\"", "use one of: observer"},
+		{"user_cas tiny validity", func(s string) string {
+			return strings.Replace(s, "user_ca_keys: []", "user_cas:\n  - name: team\n    key: \""+testKey+"\"\n    max_cert_validity: 10s", 1)
+		}, "user_cas.team.max_cert_validity: 10s is below 1m", "12h"},
+		{"user_cas unnamed", func(s string) string {
+			return strings.Replace(s, "user_ca_keys: []", "user_cas:\n  - key: \""+testKey+"\"", 1)
+		}, "user_cas[0].name: missing", "name the CA"},
 		{"vault without a block", func(s string) string { return strings.Replace(s, "backend: file", "backend: vault", 1) },
 			"cookies.vault.address: missing", "https://vault.example.com:8200"},
 		{"unknown backend", func(s string) string { return strings.Replace(s, "backend: file", "backend: consul", 1) },
@@ -294,5 +312,37 @@ func TestAuditShipConfig(t *testing.T) {
 		if msg := err.Error(); !strings.Contains(msg, tc.key) || !strings.Contains(msg, tc.fix) {
 			t.Errorf("%q: error %q does not name %q and %q", tc.block, msg, tc.key, tc.fix)
 		}
+	}
+}
+
+// TestUserCAs: a user_cas entry gets its defaults, and a configuration
+// whose only engineers come with certificates needs no users: at all.
+func TestUserCAs(t *testing.T) {
+	text := strings.Replace(exampleConfig, "user_ca_keys: []", "user_cas:\n  - name: team\n    key: \""+testKey+"\"\n    allowed_roles: [observer]", 1)
+	text = text[:strings.Index(text, "users:")] + text[strings.Index(text, "user_cas:"):]
+	cfg, err := Parse([]byte(text), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cas := cfg.UserCAs()
+	if len(cas) != 1 || cas[0].RolePrefix != DefaultRolePrefix || cas[0].MaxCertValidity != DefaultMaxCertValidity || cas[0].PublicKey() == nil {
+		t.Fatalf("user_cas: %+v", cas)
+	}
+	roles, err := cfg.RolesFor(cas[0], []string{"carol", "beamgate-role:observer", "beamgate-role:observer"})
+	if err != nil || len(roles) != 1 || roles[0] != "observer" {
+		t.Errorf("RolesFor = %v, %v", roles, err)
+	}
+	for _, bad := range []string{"beamgate-role:nosuch", "beamgate-role:"} {
+		if _, err := cfg.RolesFor(cas[0], []string{"carol", bad}); err == nil {
+			t.Errorf("RolesFor accepted %q", bad)
+		}
+	}
+	if g := cfg.GrantsFor([]string{"observer"}); g["prismatic"].Role != "observer" {
+		t.Errorf("GrantsFor = %v", g)
+	}
+	// Without a CA that grants roles, users: stays required.
+	noGrant := strings.Replace(text, "    allowed_roles: [observer]\n", "", 1)
+	if _, err := Parse([]byte(noGrant), t.TempDir()); err == nil || !strings.Contains(err.Error(), "users: no users configured") {
+		t.Errorf("no users and no granting CA: %v", err)
 	}
 }
