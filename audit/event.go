@@ -36,6 +36,21 @@ const (
 	EventCookieRotate Event = "cookie_rotate" // one step of a production cookie rotation
 )
 
+// Events of break-glass shells. Detail: request (its id), node, for,
+// expires; input and output records carry the text and the shell's
+// session.
+const (
+	EventShellRequest Event = "shell_request" // an engineer asked for a shell
+	EventShellApprove Event = "shell_approve" // one approval; detail granted=true when it made the grant
+	EventShellDeny    Event = "shell_deny"    // an approver refused a request
+	EventShellRevoke  Event = "shell_revoke"  // a grant ended early
+	EventShellCancel  Event = "shell_cancel"  // offboarding ended a user's requests and grants
+	EventShellOpen    Event = "shell_open"    // a shell started under a grant (or was refused)
+	EventShellInput   Event = "shell_input"   // one expression, on disk before production sees it
+	EventShellOutput  Event = "shell_output"  // what the shell printed (bounded)
+	EventShellClose   Event = "shell_close"   // a shell ended, and why
+)
+
 // Events of the log itself. Detail keys are in the constants' comments.
 const (
 	// EventLogStart opens a chain: the first record of a new log, or of a
@@ -66,6 +81,8 @@ var Events = []Event{
 	EventExec, EventForward, EventRemoteForward, EventEpmd, EventCommand, EventOffboard,
 	EventSessionStart, EventSessionRefused, EventSessionEnd, EventSessionCut, EventMessage, EventView,
 	EventCookieRotate,
+	EventShellRequest, EventShellApprove, EventShellDeny, EventShellRevoke, EventShellCancel,
+	EventShellOpen, EventShellInput, EventShellOutput, EventShellClose,
 	EventLogStart, EventRotate, EventRetention, EventRecovered, EventOutage, EventCheckpoint,
 }
 

@@ -198,3 +198,27 @@ func TestGatewaySecretData(t *testing.T) {
 		}
 	}
 }
+
+// TestFileDoc: the file DocStore refuses a stale version and keeps mode
+// 0600.
+func TestFileDoc(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bg.json")
+	d := FileDoc(path)
+	if doc, v, err := d.Load(ctx); err != nil || v != 0 || len(doc) != 0 {
+		t.Fatalf("empty: %q %d %v", doc, v, err)
+	}
+	if err := d.Store(ctx, []byte(`{"a":1}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Store(ctx, []byte(`{"a":2}`), 0); !errors.Is(err, ErrDocConflict) {
+		t.Errorf("a stale version: %v", err)
+	}
+	doc, v, err := d.Load(ctx)
+	if err != nil || v != 1 || string(doc) != `{"a":1}` {
+		t.Errorf("Load = %q %d %v", doc, v, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode: %v %v", fi, err)
+	}
+}

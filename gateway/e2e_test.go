@@ -96,6 +96,7 @@ type envOptions struct {
 	// level, as the default ones); rolesYAML under roles:. aliceRoles
 	// replaces alice's [observer]. Extra clusters get prodCookie.
 	clustersYAML, rolesYAML, aliceRoles string
+	bobRoles                            string // replaces bob's [billing]
 }
 
 func startGateway(t *testing.T, o envOptions) *gatewayEnv {
@@ -113,6 +114,9 @@ func startGateway(t *testing.T, o envOptions) *gatewayEnv {
 	}
 	if o.aliceRoles == "" {
 		o.aliceRoles = "[observer]"
+	}
+	if o.bobRoles == "" {
+		o.bobRoles = "[billing]"
 	}
 	ca := "[]"
 	if o.caPub != "" {
@@ -144,7 +148,7 @@ clusters:
     roles: %s
   bob:
     keys: [%q]
-    roles: [billing]
+    roles: %s
 user_ca_keys: %s
 roles:
   observer:
@@ -155,7 +159,7 @@ roles:
     clusters: [billing]
     policy: readonly
     mode: enforce
-%s%s`, o.dial, o.gatewayPort, o.clustersYAML, beamtest.PublicKey(t, e.aliceK), o.aliceRoles, beamtest.PublicKey(t, e.bobK), ca, o.rolesYAML, o.extraYAML)
+%s%s`, o.dial, o.gatewayPort, o.clustersYAML, beamtest.PublicKey(t, e.aliceK), o.aliceRoles, beamtest.PublicKey(t, e.bobK), o.bobRoles, ca, o.rolesYAML, o.extraYAML)
 	cfgPath := filepath.Join(dir, "beamgate.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
 	cfg, err := config.Load(cfgPath)
@@ -214,7 +218,8 @@ roles:
 		views = store
 	}
 	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: recent, Recent: recent, Relay: rl, Cookies: views, Log: log,
-		Revocations: o.revocations, RevocationInterval: 50 * time.Millisecond, RevocationStaleLimit: o.revStale})
+		Revocations: o.revocations, RevocationInterval: 50 * time.Millisecond, RevocationStaleLimit: o.revStale,
+		Shells: cookies.FileDoc(cfg.BreakGlass.File)})
 	if err != nil {
 		t.Fatal(err)
 	}

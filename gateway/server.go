@@ -84,6 +84,9 @@ type Options struct {
 	// ssh -N passes (beamgate dev's generated key, which ssh does not try
 	// by itself), so that the recipe works when pasted as printed.
 	RecipeIdentity string
+	// Shells keeps the break-glass requests and grants (nil: break-glass
+	// is off and its commands say so).
+	Shells cookies.DocStore
 	// SSHCA reads a Vault SSH engine's CA key, for user_cas entries with
 	// vault_mount. NewServer reads each once and fails if it cannot, then
 	// re-reads them every vault_refresh.
@@ -109,14 +112,16 @@ type Options struct {
 //     adds to it under mu, only while !closing, so drain's Wait sees every
 //     one.
 type Server struct {
-	cfgp  atomic.Pointer[config.Config] // the configuration in force (Reload swaps it)
-	opts  Options
-	log   *zap.Logger
-	auth  *authenticator
-	aud   audit.Writer
-	ssh   *ssh.Server
-	now   func() time.Time
-	reach func(ctx context.Context, n *config.Node) bool
+	cfgp atomic.Pointer[config.Config] // the configuration in force (Reload swaps it)
+	// shells are the live break-glass shells, by grant (shell.go).
+	shells liveShells
+	opts   Options
+	log    *zap.Logger
+	auth   *authenticator
+	aud    audit.Writer
+	ssh    *ssh.Server
+	now    func() time.Time
+	reach  func(ctx context.Context, n *config.Node) bool
 
 	mu        sync.Mutex
 	perUser   map[string]int           // authenticated connections per user

@@ -31,6 +31,13 @@ var sessionCommands = []struct{ name, help string }{
 	{"recipe", "recipe [CLUSTER]: your gateway cookie and the commands to reach every node of a cluster"},
 	{"why", "why [-n N]: your recent refusals and failed connections, newest first, each with its reason and the fix"},
 	{"check", "how far your last connection attempt got (tunnel, registration, epmd, handshake, cookie), and a command that checks your side"},
+	{"shell-request", "shell-request NODE --reason TEXT [--for 30m]: ask for a recorded break-glass shell on NODE"},
+	{"shell-requests", "the pending break-glass requests you may approve"},
+	{"shell-approve", "shell-approve ID: approve a break-glass request (never your own)"},
+	{"shell-deny", "shell-deny ID --reason TEXT: deny a break-glass request"},
+	{"shell-grants", "your active break-glass grants (an approver's: every one on their clusters) and their expiry"},
+	{"shell-revoke", "shell-revoke ID: end a grant and its live shells at once"},
+	{"shell", "shell NODE [--elixir]: under a grant, an Erlang (or IEx) shell on NODE; every line is recorded before it runs (ssh -t)"},
 	{"help", "print this list"},
 }
 
@@ -150,6 +157,15 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 	if len(args) > 0 && isViewCommand(args[0]) {
 		return s.runView(ctx, run, id, args, ch, pty)
 	}
+	if len(args) > 0 && args[0] == "shell" {
+		return s.runShell(ctx, run, id, args, ch, pty)
+	}
+	if len(args) > 0 && isShellCommand(args[0]) {
+		var out bytes.Buffer
+		status := s.runShellCommand(ctx, id, args, &out)
+		writeOutput(ch, out.Bytes(), status, pty)
+		return status
+	}
 	var out bytes.Buffer
 	var status uint32
 	decision, reason := audit.DecisionAllow, ""
@@ -258,7 +274,13 @@ func (s *Server) runHelp(ctx ssh.Context, id *Identity, cmd, topic string, ch go
 	r := s.record(ctx, id, audit.EventExec, audit.DecisionAllow, "")
 	r.Op = truncate(cmd, 128)
 	s.aud.Record(ctx, audit.After, r)
-	b := out.Bytes()
+	writeOutput(ch, out.Bytes(), status, pty)
+	return status
+}
+
+// writeOutput writes a command's output: to stdout, or stderr when it
+// failed; with CRLF line ends on a terminal.
+func writeOutput(ch gossh.Channel, b []byte, status uint32, pty bool) {
 	if pty {
 		b = bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
 	}
@@ -267,7 +289,6 @@ func (s *Server) runHelp(ctx ssh.Context, id *Identity, cmd, topic string, ch go
 	} else {
 		ch.Write(b)
 	}
-	return status
 }
 
 func writeHelp(w *bytes.Buffer) {

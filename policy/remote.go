@@ -27,7 +27,8 @@ import (
 // RemoteShellNotice is what a refused remote shell prints on the
 // engineer's terminal.
 const RemoteShellNotice = "beamgate: remote shells are not allowed through beamgate (rule remote-shell): " +
-	"use observer, rpc:call of a read, or the views (ssh bastion top, info, apps, stats); ssh bastion why explains\n"
+	"use observer, rpc:call of a read, or the views (ssh bastion top, info, apps, stats); ssh bastion why explains. " +
+	"For a change, ask for a recorded break-glass shell: ssh bastion shell-request NODE --reason TEXT\n"
 
 // remoteShellStart recognises the first call of a remote shell: "load"
 // (code:ensure_loaded of shell, iex or 'Elixir.IEx') or "start"

@@ -28,6 +28,8 @@ const auditUsage = `usage:
                                                                    checkpoints and the anchored checkpoint
   beamgate audit tail [-f] [-n N] [--from-seq N] [--config FILE | --file PATH] [filters] [--json]
                                                                    the end of the log, and follow it
+  beamgate audit replay SESSION [--follow] [--config FILE | --file PATH]
+                                                                   a break-glass shell's transcript
 
 filters: --user U --node N --cluster C --decision D --event E --session S
          --since T --until T   (T is RFC 3339, a date 2006-01-02, or a duration
@@ -148,6 +150,8 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return auditVerify(ctx, args[1:], stdout, stderr)
 		case "tail":
 			return auditTail(ctx, args[1:], stdout, stderr)
+		case "replay":
+			return auditReplay(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, auditUsage)
 			return nil
@@ -528,4 +532,75 @@ func truncateRunes(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// auditReplay prints the transcript of a break-glass shell: its opening,
+// every expression as recorded before it ran, what it printed, and its
+// end, each with its time and its offset from the opening. --follow
+// keeps printing a live shell's records until it closes.
+func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var session string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		session, args = args[0], args[1:]
+	}
+	a := newAuditFlags("audit replay", stderr, false)
+	a.fs.BoolVar(&a.follow, "follow", false, "keep printing a live shell's records until it closes")
+	if _, err := a.parse(args, time.Now()); err != nil {
+		return err
+	}
+	if session == "" {
+		return errors.New("usage: beamgate audit replay SESSION [--follow] (the shell's banner, and its shell_open record, name its SESSION)")
+	}
+	var start time.Time
+	n := 0
+	errDone := errors.New("done")
+	print := func(r audit.Record) error {
+		if !strings.HasPrefix(string(r.Event), "shell_") || r.Event == audit.EventShellRequest || r.Event == audit.EventShellApprove {
+			return nil
+		}
+		if start.IsZero() {
+			start = r.Time
+		}
+		n++
+		at := fmt.Sprintf("%s +%7.3fs", r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), r.Time.Sub(start).Seconds())
+		text := func(s string) string {
+			return strings.ReplaceAll(strings.TrimRight(sanitize(s), "\n"), "\n", "\n"+strings.Repeat(" ", len(at)+4))
+		}
+		switch r.Event {
+		case audit.EventShellOpen:
+			fmt.Fprintf(stdout, "%s  open  %s on %s, grant %s (%s): %s\n", at, r.User, r.Target, r.Detail["request"], r.Decision, text(r.Reason))
+		case audit.EventShellInput:
+			fmt.Fprintf(stdout, "%s  >     %s\n", at, text(r.Args))
+		case audit.EventShellOutput:
+			fmt.Fprintf(stdout, "%s  <     %s\n", at, text(r.Args))
+		case audit.EventShellClose:
+			fmt.Fprintf(stdout, "%s  close %s (%s expressions)\n", at, text(r.Reason), r.Detail["expressions"])
+			if a.follow {
+				return errDone
+			}
+		default:
+			fmt.Fprintf(stdout, "%s  %s %s\n", at, r.Event, text(r.Reason))
+		}
+		return nil
+	}
+	opts := audit.TailOptions{Filter: audit.Filter{Session: session}, Follow: a.follow}
+	err := audit.TailWith(ctx, a.active, opts, print)
+	if errors.Is(err, errDone) || (a.follow && errors.Is(err, context.Canceled)) {
+		err = nil
+	}
+	if err == nil && n == 0 && !a.follow {
+		fmt.Fprintf(stderr, "no break-glass shell records for session %s\n", session)
+	}
+	return err
+}
+
+// sanitize replaces control characters but newlines and tabs (a
+// transcript keeps its lines; terminal escapes never reach a reviewer).
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }

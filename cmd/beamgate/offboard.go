@@ -14,6 +14,7 @@ import (
 
 	"beamgate/audit"
 	"beamgate/cookies"
+	"beamgate/gateway"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -102,7 +103,21 @@ func offboardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "revoked %s in Vault (gateways cut live sessions and refuse logins within a second)\n", what)
 	}
 
-	// 2. Rotate every cluster the user could reach.
+	// 2. Cancel the user's break-glass requests and grants.
+	cancelled, err := gateway.CancelShells(ctx, env.vault.Doc(env.cfg.BreakGlass.VaultPath), user, env.actor, "offboarded: "+*reason, time.Now())
+	if err != nil {
+		fmt.Fprintf(stdout, "note: the break-glass requests could not be updated (%v); the revocation still refuses any shell\n", err)
+	}
+	for _, r := range cancelled {
+		rec := &audit.Record{Event: audit.EventShellCancel, User: user, Target: r.Node, Cluster: r.Cluster, Decision: audit.DecisionInfo, Reason: "offboarded: " + *reason,
+			Detail: map[string]string{"request": r.ID, "actor": env.actor}}
+		if aerr := env.aud.Record(ctx, audit.Gate, rec); aerr != nil {
+			return fmt.Errorf("audit: %w", aerr)
+		}
+		fmt.Fprintf(stdout, "cancelled break-glass %s on %s\n", r.ID, r.Node)
+	}
+
+	// 3. Rotate every cluster the user could reach.
 	var clusters []string
 	roles := seen.roles
 	if u := env.cfg.Users[user]; u != nil {

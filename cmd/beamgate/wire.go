@@ -225,7 +225,9 @@ func assemble(cfg *config.Config, log *zap.Logger, tweaks ...func(*gateway.Optio
 		Cookies:    store, // the views try production cookies as the relay does
 		Log:        log.Named("ssh"),
 	}
+	opts.Shells = cookies.FileDoc(cfg.BreakGlass.File)
 	if vs != nil {
+		opts.Shells = vs.Doc(cfg.BreakGlass.VaultPath)
 		opts.Revocations = vs.Revocations()
 		opts.SSHCA = vs.SSHCAPublicKey
 		opts.RevocationStaleLimit = vs.Config().StaleLimit

@@ -36,3 +36,9 @@ path "transit/sign/beamgate-audit" {
 path "secret/data/beamgate/audit/checkpoints/*" {
   capabilities = ["read", "create", "update"]
 }
+
+# Break-glass shell requests and grants (shell-request, shell-approve,
+# ...): one document every replica reads and writes with check-and-set.
+path "secret/data/beamgate/break-glass" {
+  capabilities = ["read", "create", "update"]
+}

@@ -1,7 +1,8 @@
 # Policy for gateway replicas that only serve sessions: they read
 # production cookies (newest and previous version) and watch the
-# revocation list, and can change nothing. Rotation and offboarding run
-# with beamgate-gateway.hcl.
+# revocation list; they write only their audit checkpoints and the
+# break-glass requests engineers file and approve through them. Rotation
+# and offboarding run with beamgate-gateway.hcl.
 
 path "secret/data/beamgate/clusters/*" {
   capabilities = ["read"]
@@ -28,5 +29,11 @@ path "transit/sign/beamgate-audit" {
 }
 
 path "secret/data/beamgate/audit/checkpoints/*" {
+  capabilities = ["read", "create", "update"]
+}
+
+# Break-glass shell requests and grants (shell-request, shell-approve,
+# ...): one document every replica reads and writes with check-and-set.
+path "secret/data/beamgate/break-glass" {
   capabilities = ["read", "create", "update"]
 }

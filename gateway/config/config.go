@@ -75,6 +75,8 @@ type Config struct {
 	Roles         map[string]*Role `yaml:"roles"`
 	Limits        Limits           `yaml:"limits"`
 	Ops           OpsConfig        `yaml:"ops"`
+	// BreakGlass configures break-glass shells (roles.NAME.shell).
+	BreakGlass BreakGlass `yaml:"break_glass"`
 	// ShutdownGrace is how long live sessions may go on after SIGTERM
 	// (new connections are refused at once) before they are cut.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -162,6 +164,9 @@ type Role struct {
 	Clusters []string `yaml:"clusters"`
 	Policy   string   `yaml:"policy"` // built-in profile name or a file path
 	Mode     string   `yaml:"mode"`   // enforce | audit
+	// Shell is what the role may do with break-glass shells on its
+	// clusters: "request" or "approve" ("": neither).
+	Shell string `yaml:"shell"`
 
 	profile *policy.Profile
 	mode    policy.Mode
@@ -274,6 +279,7 @@ func (c *Config) resolve(dir string) {
 	c.resolveAudit(abs)
 	c.resolveShip(abs)
 	abs(&c.Cookies.File)
+	abs(&c.BreakGlass.File)
 	abs(&c.Cookies.Vault.CAFile)
 	abs(&c.Cookies.Vault.Auth.RoleIDFile)
 	abs(&c.Cookies.Vault.Auth.SecretIDFile)
@@ -385,6 +391,7 @@ func (c *Config) Validate() error {
 	c.validateLayout(bad)
 	c.validateRoles(bad)
 	c.validateUsers(bad)
+	c.validateBreakGlass(bad)
 	return errors.Join(errs...)
 }
 
@@ -573,6 +580,11 @@ func (c *Config) validateRoles(bad func(key, problem, fix string)) {
 			bad(key+".mode", fmt.Sprintf("unknown mode %q", r.Mode), "use enforce or audit")
 		}
 		r.mode = m
+		switch r.Shell {
+		case "", ShellRequest, ShellApprove:
+		default:
+			bad(key+".shell", fmt.Sprintf("unknown value %q", r.Shell), "use request (may ask for break-glass shells) or approve (may approve them)")
+		}
 	}
 }
 
