@@ -220,7 +220,7 @@ func (s *Server) runShell(ctx ssh.Context, run context.Context, id *Identity, ar
 		}
 	}()
 
-	conn, err := s.shellConn(sctx, n.Name, n.Cluster, n.EpmdAddr(), n.Alive)
+	conn, cookiesUsed, err := s.shellConn(sctx, n.Name, n.Cluster, n.EpmdAddr(), n.Alive)
 	if err != nil {
 		return fail(err.Error(), g)
 	}
@@ -350,10 +350,10 @@ func (s *Server) runShell(ctx ssh.Context, run context.Context, id *Identity, ar
 			continue
 		}
 		bindings = res.bindings
-		shown := res.output + res.printed + "\n"
-		if res.failed {
-			shown = res.output + res.printed + "\n"
-		}
+		// The production cookie is not shown, nor recorded, even to a
+		// granted shell (erlang:get_cookie()). A shell can still run code
+		// that hides it: rotate the cluster's cookie after a break-glass.
+		shown := scrubCookies(res.output+res.printed+"\n", cookiesUsed)
 		t.Write([]byte(strings.ReplaceAll(shown, "\n", "\r\n")))
 		if outTotal < maxShellOutTotal {
 			o := s.shellRecord(ctx, id, audit.EventShellOutput, audit.DecisionInfo, "", g)
@@ -504,17 +504,17 @@ func shellDriverForms(ctx context.Context, c *client.Conn) (term.Term, error) {
 
 // shellConn opens the hidden-node connection a shell runs over, with the
 // cluster's production cookie (tried as the relay does).
-func (s *Server) shellConn(ctx context.Context, node, cluster, epmdAddr, alive string) (*client.Conn, error) {
+func (s *Server) shellConn(ctx context.Context, node, cluster, epmdAddr, alive string) (*client.Conn, []string, error) {
 	if s.opts.Cookies == nil {
-		return nil, errors.New("the gateway has no production cookie store for shells")
+		return nil, nil, errors.New("the gateway has no production cookie store for shells")
 	}
 	port, err := epmd.LookupPort(ctx, epmdAddr, alive)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach %s: its epmd at %s: %v", node, epmdAddr, err)
+		return nil, nil, fmt.Errorf("cannot reach %s: its epmd at %s: %v", node, epmdAddr, err)
 	}
 	host, _, err := net.SplitHostPort(epmdAddr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	attempts := cookies.NewAttempts(s.opts.Cookies, cluster)
 	var used []string
@@ -530,7 +530,14 @@ func (s *Server) shellConn(ctx context.Context, node, cluster, epmdAddr, alive s
 			DistAddr: net.JoinHostPort(host, strconv.Itoa(port)),
 		})
 		if err == nil {
-			return c, nil
+			// Every cookie the cluster may hold: the other one too.
+			if cur, err := s.opts.Cookies.ProductionCookie(ctx, cluster, false); err == nil {
+				used = append(used, cur)
+			}
+			if prev, err := s.opts.Cookies.PreviousProductionCookie(ctx, cluster); err == nil && prev != "" {
+				used = append(used, prev)
+			}
+			return c, used, nil
 		}
 		last = err
 		if ctx.Err() != nil {
@@ -538,8 +545,8 @@ func (s *Server) shellConn(ctx context.Context, node, cluster, epmdAddr, alive s
 		}
 	}
 	if last == nil {
-		return nil, fmt.Errorf("cannot reach %s: no production cookie for cluster %s", node, cluster)
+		return nil, nil, fmt.Errorf("cannot reach %s: no production cookie for cluster %s", node, cluster)
 	}
 	s.log.Info("break-glass shell: connecting failed", zap.String("node", node), zap.String("error", scrubCookies(last.Error(), used)))
-	return nil, errors.New(scrubCookies(fmt.Sprintf("cannot reach %s: %v", node, last), used))
+	return nil, nil, errors.New(scrubCookies(fmt.Sprintf("cannot reach %s: %v", node, last), used))
 }
