@@ -45,6 +45,7 @@ const (
 	EventShellDeny    Event = "shell_deny"    // an approver refused a request
 	EventShellRevoke  Event = "shell_revoke"  // a grant ended early
 	EventShellCancel  Event = "shell_cancel"  // offboarding ended a user's requests and grants
+	EventShellExpire  Event = "shell_expire"  // a grant ran out, or a request nobody approved in time
 	EventShellOpen    Event = "shell_open"    // a shell started under a grant (or was refused)
 	EventShellInput   Event = "shell_input"   // one expression, on disk before production sees it
 	EventShellOutput  Event = "shell_output"  // what the shell printed (bounded)
@@ -81,7 +82,7 @@ var Events = []Event{
 	EventExec, EventForward, EventRemoteForward, EventEpmd, EventCommand, EventOffboard,
 	EventSessionStart, EventSessionRefused, EventSessionEnd, EventSessionCut, EventMessage, EventView,
 	EventCookieRotate,
-	EventShellRequest, EventShellApprove, EventShellDeny, EventShellRevoke, EventShellCancel,
+	EventShellRequest, EventShellApprove, EventShellDeny, EventShellRevoke, EventShellCancel, EventShellExpire,
 	EventShellOpen, EventShellInput, EventShellOutput, EventShellClose,
 	EventLogStart, EventRotate, EventRetention, EventRecovered, EventOutage, EventCheckpoint,
 }

@@ -365,3 +365,47 @@ func CancelShells(ctx context.Context, store cookies.DocStore, user, by, reason 
 	})
 	return out, err
 }
+
+// shellSweep is how often a gateway looks for expired break-glass
+// requests to audit.
+const shellSweep = 15 * time.Second
+
+// sweepShells audits every break-glass expiry once: the gateway whose
+// check-and-set marks it noted writes the record.
+func (s *Server) sweepShells(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var due []*policy.ShellRequest
+		err := s.updateShells(ctx, func(b *policy.ShellBook) error {
+			due = b.NoteExpiries(s.now())
+			if len(due) == 0 {
+				return errNothingDue
+			}
+			return nil
+		})
+		if err != nil {
+			continue // nothing due, or the store is away: next round
+		}
+		for _, r := range due {
+			what := "the grant ran out"
+			if r.Granted.IsZero() {
+				what = "nobody approved it in time"
+			}
+			rec := &audit.Record{Event: audit.EventShellExpire, User: r.User, Target: r.Node, Cluster: r.Cluster, Decision: audit.DecisionInfo, Reason: what,
+				Detail: map[string]string{"request": r.ID, "for": r.For.String()}}
+			if !r.Expires.IsZero() {
+				rec.Detail["expires"] = r.Expires.UTC().Format(time.RFC3339)
+			}
+			s.aud.Record(ctx, audit.After, rec)
+		}
+	}
+}
+
+// errNothingDue stops updateShells from writing an unchanged book.
+var errNothingDue = errors.New("nothing due")

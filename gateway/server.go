@@ -87,6 +87,9 @@ type Options struct {
 	// Shells keeps the break-glass requests and grants (nil: break-glass
 	// is off and its commands say so).
 	Shells cookies.DocStore
+	// ShellSweep is how often expired break-glass requests are audited
+	// (15 s).
+	ShellSweep time.Duration
 	// SSHCA reads a Vault SSH engine's CA key, for user_cas entries with
 	// vault_mount. NewServer reads each once and fails if it cannot, then
 	// re-reads them every vault_refresh.
@@ -192,6 +195,16 @@ func NewServer(o Options) (*Server, error) {
 	if err := s.startVaultCAs(); err != nil {
 		s.closeAll()
 		return nil, err
+	}
+	if o.Shells != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		every := o.ShellSweep
+		if every <= 0 {
+			every = shellSweep
+		}
+		go func() { defer close(done); s.sweepShells(ctx, every) }()
+		s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
 	}
 	if o.Revocations != nil {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -62,6 +62,8 @@ type ShellRequest struct {
 	Expires   time.Time      `json:"expires,omitzero"` // Granted + For
 	Ended     *ShellVerdict  `json:"ended,omitempty"`  // denied, revoked or cancelled
 	EndState  ShellState     `json:"end_state,omitempty"`
+	// ExpiryNoted is set once a gateway audited the request's expiry.
+	ExpiryNoted bool `json:"expiry_noted,omitempty"`
 }
 
 // State is where r is at now. A pending request nobody approved expires
@@ -270,6 +272,20 @@ func (b *ShellBook) Select(keep func(*ShellRequest) bool) []*ShellRequest {
 	var out []*ShellRequest
 	for _, r := range b.Requests {
 		if keep(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// NoteExpiries marks the requests that expired (a grant that ran out, or
+// a request nobody approved in time) and were not noted yet, and returns
+// them, so that one gateway audits each expiry once.
+func (b *ShellBook) NoteExpiries(now time.Time) []*ShellRequest {
+	var out []*ShellRequest
+	for _, r := range b.Requests {
+		if !r.ExpiryNoted && r.State(now) == ShellExpired {
+			r.ExpiryNoted = true
 			out = append(out, r)
 		}
 	}

@@ -84,3 +84,21 @@ func TestShellBookRules(t *testing.T) {
 		t.Errorf("%d requests left after pruning", len(b.Requests))
 	}
 }
+
+// TestShellExpiriesNotedOnce: each expiry is handed out once.
+func TestShellExpiriesNotedOnce(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	b := &ShellBook{}
+	r, _ := NewShellRequest("alice", "n@h", "c", "x", 10*time.Minute, time.Hour, 1, now)
+	b.Add(r, now)
+	b.Approve(r.ID, "bob", true, now)
+	if got := b.NoteExpiries(now.Add(5 * time.Minute)); len(got) != 0 {
+		t.Errorf("an active grant noted as expired: %v", got)
+	}
+	if got := b.NoteExpiries(now.Add(11 * time.Minute)); len(got) != 1 || got[0].ID != r.ID {
+		t.Errorf("the expired grant: %v", got)
+	}
+	if got := b.NoteExpiries(now.Add(12 * time.Minute)); len(got) != 0 {
+		t.Errorf("an expiry noted twice: %v", got)
+	}
+}
