@@ -666,3 +666,56 @@ func TestAuditTailFromSeqAcrossRotation(t *testing.T) {
 		t.Errorf("--from-seq after a3: %d %v %s", code, got, errs)
 	}
 }
+
+// TestAuditReplay: replay prints a shell's transcript in order, only that
+// session's, with offsets; --follow prints a live shell's records as they
+// come and returns when it closes.
+func TestAuditReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	add := func(ev audit.Event, session, args, reason string) {
+		t.Helper()
+		r := &audit.Record{Event: ev, Session: session, User: "alice", Target: "prismatic@prod-01", Decision: audit.DecisionInfo,
+			Args: args, Reason: reason, Detail: map[string]string{"request": "sh-1", "expressions": "1"}}
+		if err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(audit.EventShellOpen, "s1", "", "queue stuck")
+	add(audit.EventShellInput, "other", "not-this-one.", "")
+	add(audit.EventShellInput, "s1", "X = 41.\n", "")
+	add(audit.EventShellOutput, "s1", "41\n\x1b[31mred\n", "")
+	var out, errb bytes.Buffer
+	done := make(chan error, 1)
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	go func() { done <- auditReplay(fctx, []string{"s1", "--follow", "--file", path}, &out, &errb) }()
+	time.Sleep(500 * time.Millisecond)
+	add(audit.EventShellClose, "s1", "", "you left")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("replay --follow did not return at the shell's close")
+	}
+	got := out.String()
+	for _, want := range []string{"open  alice on prismatic@prod-01, grant sh-1", ">     X = 41.", "<     41", "?[31mred", "close you left (1 expressions)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("replay lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "not-this-one") || strings.Contains(got, "\x1b") {
+		t.Errorf("replay shows another session or a terminal escape:\n%s", got)
+	}
+	out.Reset()
+	if err := auditReplay(ctx, []string{"nosuch", "--file", path}, &out, &errb); err != nil || !strings.Contains(errb.String(), "no break-glass shell records for session nosuch") {
+		t.Errorf("an unknown session: %v %q", err, errb.String())
+	}
+}

@@ -79,6 +79,8 @@ commands:
                                   revoke USER everywhere (live sessions end) and rotate their clusters' cookies
   audit [verify | tail [-f] [-n N] [--from-seq N]] [--config FILE | --file PATH] [filters] [--json]
                                   query, verify or follow the audit log (beamgate audit help)
+  audit replay SESSION [--follow] [--config FILE | --file PATH]
+                                  a break-glass shell's transcript
   version                         print the version (module version, commit)
   help [COMMAND]                  this list, or COMMAND's flags (as COMMAND --help)
 `
