@@ -235,3 +235,44 @@ func quoteArgs(args []string) []string {
 	}
 	return out
 }
+
+// TestBreakGlassElixirShell: `shell NODE --elixir` on an Elixir production
+// node evaluates with Elixir's evaluator, keeps variables, waits for the
+// rest of an incomplete expression, and records each line before it runs.
+func TestBreakGlassElixirShell(t *testing.T) {
+	beamtest.RequireErl(t)
+	beamtest.RequireOpenSSH(t)
+	if _, err := exec.LookPath("elixir"); err != nil {
+		t.Skip("elixir not installed")
+	}
+	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
+	beamtest.StartProduction(t, beamtest.Options{Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd, Kind: beamtest.KindElixir})
+	e := startGateway(t, envOptions{
+		dial: net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)), realRelay: true,
+		aliceRoles: "[observer, oncall]", bobRoles: "[billing, lead]",
+		rolesYAML: "  oncall:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: request\n" +
+			"  lead:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: approve\n",
+	})
+	const node = "prismatic@prod-01"
+	r := e.ssh("alice", e.aliceK, nil, "shell-request", node, "--reason", "elixir", "fix")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r = e.ssh("bob", e.bobK, nil, "shell-approve", lines[len(lines)-1]); r.code != 0 {
+		t.Fatalf("approve: %s%s", r.stdout, r.stderr)
+	}
+	tm := beamtest.StartTmux(t, 160, 40, "ssh -tt "+strings.Join(quoteArgs(e.sshArgs("alice", e.aliceK)), " ")+" shell "+node+" --elixir; sleep 60")
+	wait := func(want string) {
+		t.Helper()
+		if screen, ok := tm.WaitFor(30*time.Second, func(s string) bool { return strings.Contains(s, want) }); !ok {
+			t.Fatalf("the shell never showed %q:\n%s", want, screen)
+		}
+	}
+	wait(")1>")
+	tm.SendKeys("x = 40 + 2", "Enter")
+	wait(")2>")
+	tm.SendKeys("Enum.map([1, 2], fn i ->", "Enter")
+	tm.SendKeys("i * x + 1000 end)", "Enter")
+	wait("[1042, 1084]")
+	tm.SendKeys(`IO.puts("hi #{x}")`, "Enter")
+	wait("hi 42")
+	e.waitAudit(`"event":"shell_input"`, `x = 40 + 2`, `"event":"shell_output"`, `[1042, 1084]`)
+}
