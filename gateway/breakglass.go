@@ -14,6 +14,7 @@ import (
 	"beamgate/audit"
 	"beamgate/cookies"
 	"beamgate/gateway/config"
+	"beamgate/gateway/relay"
 	"beamgate/policy"
 
 	"github.com/gliderlabs/ssh"
@@ -409,3 +410,24 @@ func (s *Server) sweepShells(ctx context.Context, every time.Duration) {
 
 // errNothingDue stops updateShells from writing an unchanged book.
 var errNothingDue = errors.New("nothing due")
+
+// shellGrantOf is the relay's view of user's break-glass grants (nil
+// without a store): whether one is active on a node now.
+func (s *Server) shellGrantOf(user string) func(node string) (relay.ShellGrant, bool) {
+	if s.opts.Shells == nil {
+		return nil
+	}
+	return func(node string) (relay.ShellGrant, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b, err := s.loadShells(ctx)
+		if err != nil {
+			return relay.ShellGrant{}, false // fail closed
+		}
+		g := b.Grant(user, node, s.now())
+		if g == nil {
+			return relay.ShellGrant{}, false
+		}
+		return relay.ShellGrant{ID: g.ID, Expires: g.Expires}, true
+	}
+}

@@ -205,6 +205,7 @@ func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g
 		ExpiredCookies: s.opts.Gateway.Expired(id.User, s.now(), 14),
 		Profile:        g.Profile,
 		Mode:           g.Mode,
+		ShellGrant:     s.shellGrantOf(id.User),
 	}
 }
 

@@ -24,6 +24,12 @@ import (
 //     gateway asks the engineer's init whether this VM was started with
 //     -remsh for this node, and only then stops it.
 
+// ShellRule is the rule of a remote shell admitted by a break-glass grant.
+const ShellRule = "break-glass.shell"
+
+// RemoteShellRule is the rule of a refused remote shell.
+const RemoteShellRule = "remote-shell"
+
 // RemoteShellNotice is what a refused remote shell prints on the
 // engineer's terminal.
 const RemoteShellNotice = "beamgate: remote shells are not allowed through beamgate (rule remote-shell): " +
@@ -59,6 +65,12 @@ func (s *Session) remoteShell(m dist.Message, c *dist.SpawnRequest, args []term.
 	mod, _ := args[1].(term.Atom)
 	fun, _ := args[2].(term.Atom)
 	argv, _ := term.ListElems(args[3])
+	if s.shell != "" {
+		// Under a break-glass grant: the shell's start is forwarded, and
+		// what it returns (the remote shell's pid) becomes the session's,
+		// so the group may link to it, interrupt it and answer its I/O.
+		return Decision{Verdict: Allow, Rule: ShellRule, Reason: "break-glass grant " + s.shell, What: mfaText(mod, fun, len(argv)), args: args[3], grant: true}
+	}
 	const rule, reason = "remote-shell", "remote shells run arbitrary code; use the audited views instead"
 	d := Decision{Verdict: Deny, Rule: rule, Reason: reason, What: mfaText(mod, fun, len(argv)), args: args[3]}
 	d.Answer = s.answerFor(m, rule, reason)
@@ -149,4 +161,26 @@ func stringOf(t term.Term) (string, bool) {
 		return b.String(), true
 	}
 	return "", false
+}
+
+// shellStartup recognises the reads OTP 26+'s user_drv makes on the
+// remote node before it starts a remote shell there: the net tick time
+// and the shell slogan (application:get_env(stdlib, shell_slogan, _),
+// which the secrets rule refuses otherwise). Only under a grant.
+func shellStartup(args []term.Term) bool {
+	mod, _ := args[1].(term.Atom)
+	fun, _ := args[2].(term.Atom)
+	argv, ok := term.ListElems(args[3])
+	if !ok {
+		return false
+	}
+	switch {
+	case mod == "net_kernel" && fun == "get_net_ticktime" && len(argv) == 0:
+		return true
+	case mod == "application" && fun == "get_env" && len(argv) == 3:
+		return argv[0] == term.Atom("stdlib") && argv[1] == term.Atom("shell_slogan")
+	case mod == "erlang" && fun == "system_info" && len(argv) == 1:
+		return argv[0] == term.Atom("system_version")
+	}
+	return false
 }

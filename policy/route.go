@@ -150,6 +150,9 @@ func (s *Session) sendTo(m dist.Message, from *term.Pid, to term.Pid) Decision {
 	if s.has(s.ioReq, to) && term.IsTagged(m.Payload, "io_reply", 3) {
 		return allow("io.reply", what)
 	}
+	if s.shell != "" && s.peers != nil && s.has(s.peers, to) {
+		return Decision{Verdict: Allow, Rule: ShellRule, Reason: "an answer to a process that messaged the engineer during a break-glass shell (grant " + s.shell + ")", What: what}
+	}
 	return s.write(m, "send", "messages to production processes the session did not spawn are state changes", what)
 }
 
@@ -276,8 +279,19 @@ func (s *Session) spawnRequest(m dist.Message, c *dist.SpawnRequest) Decision {
 	switch {
 	case c.Module == "erpc" && c.Function == "execute_call" && c.Arity == 4 && remoteShellStart(c, args) != "":
 		d = s.remoteShell(m, c, args)
+	case c.Module == "erpc" && c.Function == "execute_call" && c.Arity == 4 && s.shell != "" && shellStartup(args):
+		d = Decision{Verdict: Allow, Rule: ShellRule, Reason: "a remote shell's start-up read, under break-glass grant " + s.shell,
+			What: mfaText(args[1].(term.Atom), args[2].(term.Atom), c.Arity), args: args[3]}
 	case c.Module == "erpc" && c.Function == "execute_call" && c.Arity == 4:
 		d = s.mfaCall(m, &s.prof.calls, args[1], args[2], args[3], nil)
+		if d.Rule == RemoteShellRule && s.shell != "" && c.From == c.GroupLeader {
+			// A group starting its initial shell (iex --remsh's
+			// IEx:start/2, a custom shell MFA) under a grant.
+			mAtom, _ := args[1].(term.Atom)
+			fAtom, _ := args[2].(term.Atom)
+			argv, _ := term.ListElems(args[3])
+			d = Decision{Verdict: Allow, Rule: ShellRule, Reason: "break-glass grant " + s.shell, What: mfaText(mAtom, fAtom, len(argv)), args: args[3], grant: true}
+		}
 		if d.Verdict == Deny && d.Answer.Kind == AnswerErpcExit {
 			mAtom, _ := args[1].(term.Atom)
 			fAtom, _ := args[2].(term.Atom)

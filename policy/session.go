@@ -127,6 +127,17 @@ type Session struct {
 	monitors map[refKey]monitor  // forwarded monitors, by reference
 	standIn  map[pidKey]struct{} // the relay's stand-ins for a refused remote shell (NoteStandIn)
 	probe    bool                // a remsh probe to the engineer's init is out (remote.go)
+	shell    string              // the break-glass grant admitting a remote shell ("": none)
+	peers    map[pidKey]struct{} // under a grant: production pids that messaged the engineer (the shell's helpers)
+}
+
+// SetShellGrant admits remote shells in this session under the
+// break-glass grant id ("" withdraws it). The grant opens the shell only:
+// every other message is decided as before.
+func (s *Session) SetShellGrant(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shell = id
 }
 
 // SetProfile changes the session's profile and mode: a reloaded
@@ -220,6 +231,13 @@ func (s *Session) Evaluate(m dist.Message) Decision {
 	)
 	code, newAtoms := s.scan(m, fresh[:0])
 	d = s.route(m)
+	if code && !d.Fatal && s.shell != "" && (d.Rule == "io.reply" || d.Rule == ShellRule || d.Rule == "session.own") && d.Verdict.Forwarded() {
+		// Under a break-glass grant the engineer's group talks to the
+		// remote shell's processes, and its answers carry funs (getopts'
+		// expand_fun, IEx's input handling); the shell runs any code
+		// anyway. Messages to other production processes stay refused.
+		code = false
+	}
 	if code && !d.Fatal {
 		// Code is refused whatever route decided; a forged identity still
 		// ends the session, whatever the message carries.
@@ -401,6 +419,14 @@ func (s *Session) Observe(ctrl dist.Control, payload []byte) {
 		s.ioRequest(payload)
 	case *dist.SendSender:
 		s.ioRequest(payload)
+		if s.shell != "" {
+			// The remote shell's helpers (IEx.CLI's remote_start) talk to
+			// the engineer's processes and expect answers.
+			if s.peers == nil {
+				s.peers = map[pidKey]struct{}{}
+			}
+			s.put(s.peers, c.From, maxIORequesters)
+		}
 	}
 }
 

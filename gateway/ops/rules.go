@@ -21,7 +21,7 @@ var ruleNames = []string{
 	"net_kernel", "net_kernel.is_auth", "rex", "rex.features", "cluster.membership",
 	"send", "send.registered", "send.alias", "session.own", "io.reply",
 	"monitor", "monitor.down", "monitor-limit", "link", "unlink", "link.exit", "group-leader",
-	"spawn.options", "remote-shell.stand_in", "remote-shell.probe",
+	"spawn.options", "remote-shell.stand_in", "remote-shell.probe", "break-glass.shell",
 	// gateway/relay, gateway/views
 	"frame-size", "monitor.cleanup", "view.childspec_redacted",
 	Other,

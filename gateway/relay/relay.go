@@ -51,6 +51,10 @@ type Engineer struct {
 	ExpiredCookies []string
 	Profile        *policy.Profile
 	Mode           policy.Mode
+	// ShellGrant, when set, says whether the engineer holds an active
+	// break-glass grant on node; asked when the policy refuses a remote
+	// shell, and then every few seconds while one runs.
+	ShellGrant func(node string) (ShellGrant, bool)
 }
 
 // Limits bound one relayed session. Zero values take the defaults.

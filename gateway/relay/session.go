@@ -42,6 +42,7 @@ type session struct {
 	pw      *dist.FrameWriter // production leg
 	out     outQueue          // engineer leg
 
+	shell                              atomic.Pointer[remoteShell] // a remote shell under a break-glass grant (shell.go)
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
 	budgetCut                          atomic.Bool  // ended by overBudget
 	engSeen, prodSeen                  atomic.Int64 // unix nanos of the last inbound frame or tick
@@ -121,6 +122,7 @@ func (s *session) run(ctx context.Context) error {
 	wg.Wait()
 
 	reason := endReason(cause)
+	s.closeShell(ctx, reason)
 	end := s.record(audit.EventSessionEnd, audit.DecisionInfo, "", reason)
 	end.BytesIn, end.BytesOut = s.bytesIn.Load(), s.bytesOut.Load()
 	end.MsgsIn, end.MsgsOut = s.msgsIn.Load(), s.msgsOut.Load()
@@ -221,6 +223,9 @@ func (s *session) engineerReader(ctx context.Context) error {
 			continue
 		}
 		d := s.pol.Evaluate(m)
+		if s.admitShell(ctx, d) {
+			d = s.pol.Evaluate(m) // under the grant now
+		}
 		rec := s.record(audit.EventMessage, audit.Decision(d.Verdict.String()), d.Rule, d.Reason)
 		rec.Dir, rec.Op, rec.Size, rec.Args, rec.Write = audit.DirE2P, d.Op, len(frame), d.Args(), d.Write()
 		if isMFA(d.What) {
@@ -232,6 +237,11 @@ func (s *session) engineerReader(ctx context.Context) error {
 		// leaves, or the session ends.
 		if err := s.r.aud.Record(ctx, audit.Gate, rec); err != nil {
 			return fmt.Errorf("audit log failed, session ended: %w", err)
+		}
+		if d.Verdict.Forwarded() && s.shell.Load() != nil {
+			if err := s.recordShellInput(ctx, m); err != nil {
+				return fmt.Errorf("audit log failed, session ended: %w", err)
+			}
 		}
 		if d.Verdict.Forwarded() {
 			buf = dist.AppendFrame(buf[:0], frame)
@@ -307,6 +317,9 @@ func (s *session) productionReader(ctx context.Context) error {
 		ctrl, off, err := dist.DecodeControl(frame, nil)
 		if err == nil {
 			s.pol.Observe(ctrl, frame[off:])
+			if s.shell.Load() != nil {
+				s.recordShellOutput(ctx, ctrl, frame[off:])
+			}
 			// Learn which atoms exist on production, so engineers may send
 			// them back without spending their atom budget.
 			if _, err := term.SkipAtoms(frame[1:], &skipLim, learn); err == nil && off < len(frame) {
