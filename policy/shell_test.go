@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"beamgate/gateway/dist"
+	"beamgate/gateway/dist/term"
 	"errors"
 	"strings"
 	"testing"
@@ -100,5 +102,44 @@ func TestShellExpiriesNotedOnce(t *testing.T) {
 	}
 	if got := b.NoteExpiries(now.Add(12 * time.Minute)); len(got) != 0 {
 		t.Errorf("an expiry noted twice: %v", got)
+	}
+}
+
+// TestShellGrantOpensTheShellOnly: under a break-glass grant a group's
+// shell start passes (with its result granted), the start-up reads pass,
+// and the rest stays refused: a write, a secret, a send to a production
+// process that never messaged the engineer.
+func TestShellGrantOpensTheShellOnly(t *testing.T) {
+	start := func() dist.Message {
+		m := erpcCall("shell", "start")
+		m.Control.(*dist.SpawnRequest).GroupLeader = engPid // the group, its own group leader
+		return m
+	}
+	s := newSession(t, Enforce)
+	if d := s.Evaluate(start()); d.Verdict != Deny || d.Rule != RemoteShellRule {
+		t.Fatalf("without a grant: %v %s", d.Verdict, d.Rule)
+	}
+	s = newSession(t, Enforce)
+	s.SetShellGrant("sh-1")
+	if d := s.Evaluate(start()); d.Verdict != Allow || d.Rule != ShellRule || !d.grant {
+		t.Errorf("the shell's start under a grant: %v %s grant=%v", d.Verdict, d.Rule, d.grant)
+	}
+	for _, tc := range []struct {
+		name string
+		msg  dist.Message
+		want Verdict
+		rule string
+	}{
+		{"slogan", erpcCall("application", "get_env", term.Atom("stdlib"), term.Atom("shell_slogan"), term.String("x")), Allow, ShellRule},
+		{"other env", erpcCall("application", "get_env", term.Atom("kernel"), term.Atom("secret")), Deny, "secrets"},
+		{"ets write", erpcCall("ets", "insert", term.Atom("t"), term.Tuple{term.Int(1)}), Deny, "ets.write"},
+		{"cookie", erpcCall("erlang", "get_cookie"), Deny, "secrets"},
+		{"send to a stranger", dist.Message{Control: &dist.Send{To: prodPid}, Payload: term.Atom("hi")}, Deny, "send"},
+	} {
+		s := newSession(t, Enforce) // each with its own request ids
+		s.SetShellGrant("sh-1")
+		if d := s.Evaluate(tc.msg); d.Verdict != tc.want || d.Rule != tc.rule {
+			t.Errorf("%s under a grant: %v %s, want %v %s", tc.name, d.Verdict, d.Rule, tc.want, tc.rule)
+		}
 	}
 }
