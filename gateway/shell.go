@@ -239,7 +239,7 @@ func (s *Server) runShell(ctx ssh.Context, run context.Context, id *Identity, ar
 	t := xterm.NewTerminal(ch, "")
 	fmt.Fprintf(t, "beamgate break-glass shell on %s (grant %s, until %s). Every expression is recorded before it runs.\r\n",
 		n.Name, g.ID, g.Expires.UTC().Format(time.RFC3339))
-	fmt.Fprintf(t, "End an expression with . (Erlang) or a newline (Elixir); Ctrl-D leaves. Reviewers replay it with: beamgate audit replay %s\r\n", sessionOf(ctx))
+	fmt.Fprintf(t, "End an expression with . (Erlang) or a newline (Elixir); Ctrl-C or Ctrl-D leaves. Reviewers replay it with: beamgate audit replay %s\r\n", sessionOf(ctx))
 	// The reader reads one line per prompt it is given, so each prompt
 	// shows the expression number the loop is at.
 	lines := make(chan string)
