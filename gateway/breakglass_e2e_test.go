@@ -276,3 +276,48 @@ func TestBreakGlassElixirShell(t *testing.T) {
 	wait("hi 42")
 	e.waitAudit(`"event":"shell_input"`, `x = 40 + 2`, `"event":"shell_output"`, `[1042, 1084]`)
 }
+
+// TestBreakGlassExpiry: on the gateway's clock a grant runs out; the open
+// shell is told and closed, a new one is refused naming the expiry, and
+// the expiry is audited once.
+func TestBreakGlassExpiry(t *testing.T) {
+	beamtest.RequireErl(t)
+	beamtest.RequireOpenSSH(t)
+	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
+	beamtest.StartProduction(t, beamtest.Options{Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd})
+	var mu sync.Mutex
+	skew := time.Duration(0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(skew) }
+	e := startGateway(t, envOptions{
+		dial: net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)), realRelay: true,
+		aliceRoles: "[observer, oncall]", bobRoles: "[billing, lead]",
+		rolesYAML: "  oncall:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: request\n" +
+			"  lead:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: approve\n",
+		now: now, shellSweep: 200 * time.Millisecond,
+	})
+	const node = "prismatic@prod-01"
+	r := e.ssh("alice", e.aliceK, nil, "shell-request", node, "--reason", "expiry", "--for", "10m")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	id := lines[len(lines)-1]
+	if r = e.ssh("bob", e.bobK, nil, "shell-approve", id); r.code != 0 {
+		t.Fatalf("approve: %s%s", r.stdout, r.stderr)
+	}
+	tm := beamtest.StartTmux(t, 160, 40, "ssh -tt "+strings.Join(quoteArgs(e.sshArgs("alice", e.aliceK)), " ")+" shell "+node+"; sleep 60")
+	if screen, ok := tm.WaitFor(30*time.Second, func(s string) bool { return strings.Contains(s, ")1>") }); !ok {
+		t.Fatalf("shell:\n%s", screen)
+	}
+	mu.Lock()
+	skew = 11 * time.Minute // the grant's 10 minutes are over
+	mu.Unlock()
+	if screen, ok := tm.WaitFor(15*time.Second, func(s string) bool { return strings.Contains(s, "expired") && strings.Contains(s, "the shell is closed") }); !ok {
+		t.Fatalf("the open shell outlived its grant:\n%s", screen)
+	}
+	r = e.ssh("alice", e.aliceK, []string{"-tt"}, "shell", node)
+	if r.code != 1 || !strings.Contains(r.stderr+r.stdout, "your grant "+id+" on "+node+" is expired") {
+		t.Errorf("a shell after expiry: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	log := e.waitAudit(`"event":"shell_expire"`, `"reason":"the grant ran out"`)
+	if n := strings.Count(log, `"event":"shell_expire"`); n != 1 {
+		t.Errorf("%d shell_expire records, want 1", n)
+	}
+}

@@ -97,6 +97,10 @@ type envOptions struct {
 	// replaces alice's [observer]. Extra clusters get prodCookie.
 	clustersYAML, rolesYAML, aliceRoles string
 	bobRoles                            string // replaces bob's [billing]
+	// now, when set, is the front door's clock (Options.Now); shellSweep
+	// its break-glass expiry sweep interval.
+	now        func() time.Time
+	shellSweep time.Duration
 }
 
 func startGateway(t *testing.T, o envOptions) *gatewayEnv {
@@ -219,7 +223,7 @@ roles:
 	}
 	srv, err := NewServer(Options{Config: cfg, HostSigner: signer, Gateway: e.gw, Audit: recent, Recent: recent, Relay: rl, Cookies: views, Log: log,
 		Revocations: o.revocations, RevocationInterval: 50 * time.Millisecond, RevocationStaleLimit: o.revStale,
-		Shells: cookies.FileDoc(cfg.BreakGlass.File)})
+		Shells: cookies.FileDoc(cfg.BreakGlass.File), Now: o.now, ShellSweep: o.shellSweep})
 	if err != nil {
 		t.Fatal(err)
 	}
