@@ -309,7 +309,9 @@ func TestBreakGlassExpiry(t *testing.T) {
 	mu.Lock()
 	skew = 11 * time.Minute // the grant's 10 minutes are over
 	mu.Unlock()
-	if screen, ok := tm.WaitFor(15*time.Second, func(s string) bool { return strings.Contains(s, "expired") && strings.Contains(s, "the shell is closed") }); !ok {
+	if screen, ok := tm.WaitFor(15*time.Second, func(s string) bool {
+		return strings.Contains(s, "expired") && strings.Contains(s, "the shell is closed")
+	}); !ok {
 		t.Fatalf("the open shell outlived its grant:\n%s", screen)
 	}
 	r = e.ssh("alice", e.aliceK, []string{"-tt"}, "shell", node)
