@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,10 +11,9 @@ import (
 	"unicode/utf8"
 
 	"beamgate/audit"
-	"beamgate/cookies"
+	"beamgate/gateway/config"
 	"beamgate/gateway/dist/client"
 	"beamgate/gateway/dist/term"
-	"beamgate/gateway/epmd"
 	"beamgate/policy"
 
 	"github.com/gliderlabs/ssh"
@@ -220,7 +218,7 @@ func (s *Server) runShell(ctx ssh.Context, run context.Context, id *Identity, ar
 		}
 	}()
 
-	conn, cookiesUsed, err := s.shellConn(sctx, n.Name, n.Cluster, n.EpmdAddr(), n.Alive)
+	conn, cookiesUsed, err := s.shellConn(sctx, n)
 	if err != nil {
 		return fail(err.Error(), g)
 	}
@@ -502,51 +500,25 @@ func shellDriverForms(ctx context.Context, c *client.Conn) (term.Term, error) {
 	return ft[1], nil
 }
 
-// shellConn opens the hidden-node connection a shell runs over, with the
-// cluster's production cookie (tried as the relay does).
-func (s *Server) shellConn(ctx context.Context, node, cluster, epmdAddr, alive string) (*client.Conn, []string, error) {
+// shellConn opens the hidden-node connection a shell runs over
+// (dialProduction), and returns every production cookie of the cluster,
+// to scrub from what the shell shows.
+func (s *Server) shellConn(ctx context.Context, n *config.Node) (*client.Conn, []string, error) {
 	if s.opts.Cookies == nil {
 		return nil, nil, errors.New("the gateway has no production cookie store for shells")
 	}
-	port, err := epmd.LookupPort(ctx, epmdAddr, alive)
+	var used []string
+	c, err := dialProduction(ctx, s.opts.Cookies, n, hiddenNodeName("beamgate_shell_", s.opts.ViewHost), &used)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach %s: its epmd at %s: %v", node, epmdAddr, err)
-	}
-	host, _, err := net.SplitHostPort(epmdAddr)
-	if err != nil {
+		s.log.Info("break-glass shell: connecting failed", zap.String("node", n.Name), zap.String("error", err.Error()))
 		return nil, nil, err
 	}
-	attempts := cookies.NewAttempts(s.opts.Cookies, cluster)
-	var used []string
-	var last error
-	for {
-		cookie, err := attempts.Next(ctx)
-		if err != nil {
-			break
-		}
-		used = append(used, cookie)
-		c, err := client.Dial(ctx, client.Config{
-			Node: strings.Replace(viewNodeName(s.opts.ViewHost), "beamgate_view_", "beamgate_shell_", 1), Target: node, Cookie: cookie,
-			DistAddr: net.JoinHostPort(host, strconv.Itoa(port)),
-		})
-		if err == nil {
-			// Every cookie the cluster may hold: the other one too.
-			if cur, err := s.opts.Cookies.ProductionCookie(ctx, cluster, false); err == nil {
-				used = append(used, cur)
-			}
-			if prev, err := s.opts.Cookies.PreviousProductionCookie(ctx, cluster); err == nil && prev != "" {
-				used = append(used, prev)
-			}
-			return c, used, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			break
-		}
+	// The cluster's other cookie too, in case the shell shows it.
+	if cur, err := s.opts.Cookies.ProductionCookie(ctx, n.Cluster, false); err == nil {
+		used = append(used, cur)
 	}
-	if last == nil {
-		return nil, nil, fmt.Errorf("cannot reach %s: no production cookie for cluster %s", node, cluster)
+	if prev, err := s.opts.Cookies.PreviousProductionCookie(ctx, n.Cluster); err == nil && prev != "" {
+		used = append(used, prev)
 	}
-	s.log.Info("break-glass shell: connecting failed", zap.String("node", node), zap.String("error", scrubCookies(last.Error(), used)))
-	return nil, nil, errors.New(scrubCookies(fmt.Sprintf("cannot reach %s: %v", node, last), used))
+	return c, used, nil
 }

@@ -344,10 +344,14 @@ func defaultViewHost() string {
 }
 
 // viewNodeName is a fresh hidden-node name for one view.
-func viewNodeName(host string) string {
+func viewNodeName(host string) string { return hiddenNodeName("beamgate_view_", host) }
+
+// hiddenNodeName is a fresh hidden-node name: prefix, 12 random hex
+// digits, @host.
+func hiddenNodeName(prefix, host string) string {
 	var b [6]byte
 	rand.Read(b[:])
-	return "beamgate_view_" + hex.EncodeToString(b[:]) + "@" + host
+	return prefix + hex.EncodeToString(b[:]) + "@" + host
 }
 
 // viewConn is the views' connection to production: the hidden-node
@@ -405,13 +409,20 @@ func (v *viewConn) get(ctx context.Context) (*client.Conn, error) {
 	return c, nil
 }
 
-// dial (called with v.mu held) looks production up at its epmd (at the
-// node's dial address, as the relay does) and connects as a hidden node,
-// trying the production cookies in the order of cookies.Attempts.
+// dial (called with v.mu held) connects to the view's node as a hidden
+// node (dialProduction).
 func (v *viewConn) dial(ctx context.Context) (*client.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, viewDialTimeout)
 	defer cancel()
-	n := v.node
+	return dialProduction(ctx, v.cookies, v.node, v.name, &v.used)
+}
+
+// dialProduction looks n up at its epmd (at the node's dial address, as
+// the relay does) and connects to it as the hidden node self, trying the
+// production cookies in the order of cookies.Attempts. Every cookie it
+// tried is added to used (once), so that callers can scrub them from
+// text they did not write; its own errors are scrubbed already.
+func dialProduction(ctx context.Context, src cookies.Source, n *config.Node, self string, used *[]string) (*client.Conn, error) {
 	port, err := epmd.LookupPort(ctx, n.EpmdAddr(), n.Alive)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: its epmd at %s: %v", n.Name, n.EpmdAddr(), err)
@@ -423,7 +434,7 @@ func (v *viewConn) dial(ctx context.Context) (*client.Conn, error) {
 	// The same cookies, in the same order, as the relay tries: during a
 	// rotation a node the rotation has not reached yet still runs the
 	// previous cookie.
-	attempts := cookies.NewAttempts(v.cookies, n.Cluster)
+	attempts := cookies.NewAttempts(src, n.Cluster)
 	var last error
 	for {
 		cookie, err := attempts.Next(ctx)
@@ -433,11 +444,11 @@ func (v *viewConn) dial(ctx context.Context) (*client.Conn, error) {
 			}
 			break
 		}
-		if !slices.Contains(v.used, cookie) {
-			v.used = append(v.used, cookie)
+		if !slices.Contains(*used, cookie) {
+			*used = append(*used, cookie)
 		}
 		c, err := client.Dial(ctx, client.Config{
-			Node: v.name, Target: n.Name, Cookie: cookie,
+			Node: self, Target: n.Name, Cookie: cookie,
 			DistAddr: net.JoinHostPort(host, strconv.Itoa(port)),
 		})
 		if err == nil {
@@ -448,7 +459,7 @@ func (v *viewConn) dial(ctx context.Context) (*client.Conn, error) {
 			break
 		}
 	}
-	return nil, errors.New(scrubCookies(fmt.Sprintf("cannot reach %s: %v", n.Name, last), v.used))
+	return nil, errors.New(scrubCookies(fmt.Sprintf("cannot reach %s: %v", n.Name, last), *used))
 }
 
 // scrub removes every production cookie this connection used from s.
