@@ -313,7 +313,7 @@ func renderTokens(toks []term.Term) string {
 			}
 		case "atom":
 			a, _ := t[2].(term.Atom)
-			parts = append(parts, quoteAtom(string(a)))
+			parts = append(parts, term.Format(a, 300)) // quoted where Erlang needs it
 		default:
 			s, _ := shellValue(t[2])
 			parts = append(parts, s)
@@ -334,20 +334,4 @@ func shellValue(t term.Term) (string, bool) {
 		return charList(v)
 	}
 	return term.Format(t, 256), true
-}
-
-func quoteAtom(a string) string {
-	if a == "" {
-		return "''"
-	}
-	ok := a[0] >= 'a' && a[0] <= 'z'
-	for _, r := range a {
-		if !(r == '_' || r == '@' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			ok = false
-		}
-	}
-	if ok {
-		return a
-	}
-	return "'" + strings.ReplaceAll(a, "'", `\'`) + "'"
 }
