@@ -279,13 +279,6 @@ func (s *Server) shellRequest(ctx ssh.Context, id *Identity, cfg *config.Config,
 	return 0
 }
 
-// sshHost is the bastion's address as the engineer reached it, without a
-// user (for commands other engineers run).
-func (s *Server) sshHost(ctx ssh.Context) string {
-	t := s.sshTarget(ctx, &Identity{User: "USER"})
-	return strings.TrimPrefix(t, "USER@")
-}
-
 func writeShellList(out *bytes.Buffer, list []*policy.ShellRequest, now time.Time, grants bool) {
 	if len(list) == 0 {
 		if grants {

@@ -484,12 +484,17 @@ func (s *Server) runRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, arg
 // sshTarget is what engineers type after ssh to reach this gateway
 // (user@host [-p port]).
 func (s *Server) sshTarget(ctx ssh.Context, id *Identity) string {
+	return id.User + "@" + s.sshHost(ctx)
+}
+
+// sshHost is the bastion as the engineer reached it, without a user:
+// host, and -p PORT unless it is 22 (for commands other engineers run).
+func (s *Server) sshHost(ctx ssh.Context) string {
 	host, port := s.bastionAddr(ctx)
-	t := id.User + "@" + host
 	if port != "22" {
-		t += " -p " + port
+		return host + " -p " + port
 	}
-	return t
+	return host
 }
 
 // writeRecipe writes one cluster's recipe for id.
