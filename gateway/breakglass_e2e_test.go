@@ -63,14 +63,11 @@ func breakGlassFlow(t *testing.T, prodErl string) {
 	t.Cleanup(hook.Close)
 
 	rev := &fakeRevocations{snap: cookies.Snapshot{Version: 1}}
-	e := startGateway(t, envOptions{
+	e := startGateway(t, withShellRoles(envOptions{
 		dial: net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)), realRelay: true,
 		revocations: rev, revStale: time.Minute,
-		aliceRoles: "[observer, oncall]", bobRoles: "[billing, lead]",
-		rolesYAML: "  oncall:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: request\n" +
-			"  lead:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: approve\n",
 		extraYAML: "break_glass:\n  max_duration: 1h\n  webhook: " + hook.URL + "\n",
-	})
+	}))
 	const node = "prismatic@prod-01"
 
 	// No grant: refused, naming the command that asks for one.
@@ -247,12 +244,9 @@ func TestBreakGlassElixirShell(t *testing.T) {
 	}
 	prodEpmd := beamtest.StartEpmdOn(t, "127.0.0.2")
 	beamtest.StartProduction(t, beamtest.Options{Name: "prismatic@prod-01", Cookie: prodCookie, BindIP: "127.0.0.2", EpmdPort: prodEpmd, Kind: beamtest.KindElixir})
-	e := startGateway(t, envOptions{
+	e := startGateway(t, withShellRoles(envOptions{
 		dial: net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)), realRelay: true,
-		aliceRoles: "[observer, oncall]", bobRoles: "[billing, lead]",
-		rolesYAML: "  oncall:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: request\n" +
-			"  lead:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: approve\n",
-	})
+	}))
 	const node = "prismatic@prod-01"
 	r := e.ssh("alice", e.aliceK, nil, "shell-request", node, "--reason", "elixir", "fix")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -288,13 +282,10 @@ func TestBreakGlassExpiry(t *testing.T) {
 	var mu sync.Mutex
 	skew := time.Duration(0)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(skew) }
-	e := startGateway(t, envOptions{
+	e := startGateway(t, withShellRoles(envOptions{
 		dial: net.JoinHostPort("127.0.0.2", strconv.Itoa(prodEpmd)), realRelay: true,
-		aliceRoles: "[observer, oncall]", bobRoles: "[billing, lead]",
-		rolesYAML: "  oncall:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: request\n" +
-			"  lead:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: approve\n",
 		now: now, shellSweep: 200 * time.Millisecond,
-	})
+	}))
 	const node = "prismatic@prod-01"
 	r := e.ssh("alice", e.aliceK, nil, "shell-request", node, "--reason", "expiry", "--for", "10m")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -322,4 +313,13 @@ func TestBreakGlassExpiry(t *testing.T) {
 	if n := strings.Count(log, `"event":"shell_expire"`); n != 1 {
 		t.Errorf("%d shell_expire records, want 1", n)
 	}
+}
+
+// withShellRoles gives alice role oncall (shell: request) and bob role
+// lead (shell: approve) on prismatic, besides their usual roles.
+func withShellRoles(o envOptions) envOptions {
+	o.aliceRoles, o.bobRoles = "[observer, oncall]", "[billing, lead]"
+	o.rolesYAML += "  oncall:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: request\n" +
+		"  lead:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: approve\n"
+	return o
 }

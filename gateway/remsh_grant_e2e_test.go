@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,13 +54,10 @@ func remshFlow(t *testing.T, bin string, elixir bool, prodOpts beamtest.Options)
 	prod := beamtest.StartProduction(t, po)
 	free := []string{"127.0.0.1", "127.77.2.1"}
 	epmdLocal, gwPort := beamtest.FreePortOn(t, free...), beamtest.FreePortOn(t, free...)
-	e := startGateway(t, envOptions{
+	e := startGateway(t, withShellRoles(envOptions{
 		dial: "127.0.0.2:" + strconv.Itoa(prodEpmd), gatewayPort: gwPort, realRelay: true,
-		aliceRoles: "[observer, oncall]", bobRoles: "[billing, lead]",
-		rolesYAML: "  oncall:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: request\n" +
-			"  lead:\n    clusters: [prismatic]\n    policy: readonly\n    mode: enforce\n    shell: approve\n",
 		extraYAML: "engineer_epmd_port: " + strconv.Itoa(epmdLocal-1) + "\n",
-	})
+	}))
 	const node = "prismatic@prod-01"
 	r := e.ssh("alice", e.aliceK, nil, "recipe", "prismatic")
 	if r.code != 0 {
@@ -163,5 +159,3 @@ func recordTime(t *testing.T, line string) time.Time {
 	}
 	return ts
 }
-
-var _ = net.JoinHostPort
