@@ -113,17 +113,7 @@ host_key: ./state/host_key
 audit:
   path: ./state/audit.jsonl
 engineer_epmd_port: %d
-cookies:
-  backend: vault
-  vault:
-    address: %s
-    ca_file: %s
-    auth:
-      role_id_file: %s
-      secret_id_file: %s
-    cache_ttl: 10m
-    stale_limit: 1h
-clusters:
+%sclusters:
   prismatic:
     nodes:
       - name: prismatic@127.0.0.2
@@ -138,7 +128,7 @@ roles:
     clusters: [prismatic]
     policy: readonly
     mode: enforce
-`, sshPort, ep, tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile, prodEpmd, gp, beamtest.PublicKey(t, key))
+`, sshPort, ep, tv.cookiesYAML(auth, "cache_ttl: 10m", "stale_limit: 1h"), prodEpmd, gp, beamtest.PublicKey(t, key))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -29,15 +29,7 @@ ops:
   listen: 127.0.0.1:%d
 shutdown_grace: 2s
 engineer_epmd_port: %d
-cookies:
-  backend: vault
-  vault:
-    address: %s
-    ca_file: %s
-    auth:
-      role_id_file: %s
-      secret_id_file: %s
-clusters:
+%sclusters:
   prismatic:
     nodes:
       - {name: prismatic@prod-01, dial: "127.0.0.2:%d", gateway_port: %d}
@@ -120,8 +112,7 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		r := &replica{name: name, dir: filepath.Join(dir, name), sshPort: beamtest.FreePort(t), opsPort: beamtest.FreePort(t)}
 		os.MkdirAll(r.dir, 0o700)
 		r.cfg = filepath.Join(r.dir, "beamgate.yaml")
-		yaml := fmt.Sprintf(haReplicaYAML, r.sshPort, hp, hostKey, r.opsPort, ep, tv.addr, tv.caFile,
-			auth.RoleIDFile, auth.SecretIDFile, prodEpmd, gp, beamtest.PublicKey(t, key))
+		yaml := fmt.Sprintf(haReplicaYAML, r.sshPort, hp, hostKey, r.opsPort, ep, tv.cookiesYAML(auth), prodEpmd, gp, beamtest.PublicKey(t, key))
 		if err := os.WriteFile(r.cfg, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -138,15 +138,7 @@ host_key: ./state/host_key
 audit:
   path: ./state/audit.jsonl
 engineer_epmd_port: %d
-cookies:
-  backend: vault
-  vault:
-    address: %s
-    ca_file: %s
-    auth:
-      role_id_file: %s
-      secret_id_file: %s
-clusters:
+%sclusters:
   prismatic:
     nodes:
       - {name: prismatic@prod-01, dial: "127.0.0.2:%d", gateway_port: %d}
@@ -160,7 +152,7 @@ roles:
     clusters: [prismatic]
     policy: readonly
     mode: enforce
-`, sshPort, ep, tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile, prodEpmd, gp)
+`, sshPort, ep, tv.cookiesYAML(auth), prodEpmd, gp)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

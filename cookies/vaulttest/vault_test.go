@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -419,4 +420,15 @@ func TestStaleCookiesWhileVaultUnreachable(t *testing.T) {
 	if got, err := s.ProductionCookie(ctx, "prismatic", false); err != nil || got != c1 {
 		t.Errorf("after Vault came back: %q, %v", got, err)
 	}
+}
+
+// cookiesYAML is a gateway configuration's cookies block for this Vault,
+// logging in with auth; extra lines go under vault:.
+func (tv *testVault) cookiesYAML(auth cookies.VaultAuth, extra ...string) string {
+	s := fmt.Sprintf("cookies:\n  backend: vault\n  vault:\n    address: %s\n    ca_file: %s\n    auth:\n      role_id_file: %s\n      secret_id_file: %s\n",
+		tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile)
+	for _, e := range extra {
+		s += "    " + e + "\n"
+	}
+	return s
 }

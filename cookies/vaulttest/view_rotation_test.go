@@ -50,15 +50,7 @@ func TestViewsMidRotation(t *testing.T) {
 host_key: ./state/host_key
 audit:
   path: ./state/audit.jsonl
-cookies:
-  backend: vault
-  vault:
-    address: %s
-    ca_file: %s
-    auth:
-      role_id_file: %s
-      secret_id_file: %s
-clusters:
+%sclusters:
   prismatic:
     nodes:
       - {name: %s, dial: "%s", gateway_port: 4370}
@@ -72,7 +64,7 @@ roles:
     clusters: [prismatic]
     policy: readonly
     mode: enforce
-`, sshPort, tv.addr, tv.caFile, auth.RoleIDFile, auth.SecretIDFile,
+`, sshPort, tv.cookiesYAML(auth),
 		c.rotate[0].Name, c.rotate[0].Dial, c.rotate[1].Name, c.rotate[1].Dial, beamtest.PublicKey(t, key))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
