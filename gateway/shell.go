@@ -322,12 +322,12 @@ func (s *Server) runShell(ctx ssh.Context, run context.Context, id *Identity, ar
 		}
 		// Complete? Ask production's scanner without running anything: the
 		// driver answers more for incomplete input, before evaluating.
-		in := s.shellRecord(ctx, id, audit.EventShellInput, audit.DecisionAllowWrite, "", g)
-		in.Args = text
-		in.Detail["seq"] = strconv.Itoa(seq + 1)
 		if lang == "erlang" && !erlangComplete(text) {
 			continue
 		}
+		in := s.shellRecord(ctx, id, audit.EventShellInput, audit.DecisionAllowWrite, "", g)
+		in.Args = text
+		in.Detail["seq"] = strconv.Itoa(seq + 1)
 		if err := s.aud.Record(ctx, audit.Gate, in); err != nil {
 			fmt.Fprintf(t, "beamgate: %s\r\n", auditUnavailable)
 			src.Reset()
