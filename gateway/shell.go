@@ -314,16 +314,16 @@ func (s *Server) runShell(ctx ssh.Context, run context.Context, id *Identity, ar
 			src.Reset()
 			continue
 		}
+		// Complete? An Erlang expression ends with a dot (checked here);
+		// for Elixir the driver answers more, before evaluating anything.
+		if lang == "erlang" && !erlangComplete(text) {
+			continue
+		}
 		// Still active? (a revocation on another replica, or expiry)
 		if b, err := s.loadShells(sctx); err != nil {
 			return endWith("the break-glass store cannot be read (" + err.Error() + "); nothing more runs")
 		} else if r, err := b.Find(g.ID); err != nil || r.State(s.now()) != policy.ShellActive {
 			return endWith("your grant " + g.ID + " is no longer active")
-		}
-		// Complete? Ask production's scanner without running anything: the
-		// driver answers more for incomplete input, before evaluating.
-		if lang == "erlang" && !erlangComplete(text) {
-			continue
 		}
 		in := s.shellRecord(ctx, id, audit.EventShellInput, audit.DecisionAllowWrite, "", g)
 		in.Args = text
