@@ -137,6 +137,14 @@ func remshFlow(t *testing.T, bin string, elixir bool, prodOpts beamtest.Options)
 	}
 	t.Logf("remsh marker on disk %v before production evaluated it", time.UnixMicro(at).Sub(inputAt))
 	e.waitAudit(`"event":"shell_output"`)
+	// The production cookie never lands in a record, even printed by a
+	// granted shell.
+	if elixir {
+		m.SendKeys(":erlang.get_cookie()", "Enter")
+	} else {
+		m.SendKeys("erlang:get_cookie().", "Enter")
+	}
+	e.waitAudit(`[cookie]`)
 
 	// Revoked: the remote shell is closed.
 	if r = e.ssh("bob", e.bobK, nil, "shell-revoke", id); r.code != 0 {

@@ -37,6 +37,7 @@ const (
 // remoteShell is a session's recording state.
 type remoteShell struct {
 	grant    ShellGrant
+	scrub    []string // the cluster's production cookies: never in a record
 	mu       sync.Mutex
 	recorded int // output bytes recorded
 	inputs   int
@@ -54,6 +55,14 @@ func (s *session) admitShell(ctx context.Context, d policy.Decision) bool {
 		return false
 	}
 	rs := &remoteShell{grant: g}
+	// A shell can print the production cookie (erlang:get_cookie()); the
+	// records never carry it.
+	if c, err := s.r.cfg.Cookies.ProductionCookie(ctx, s.target.Cluster, false); err == nil && c != "" {
+		rs.scrub = append(rs.scrub, c)
+	}
+	if c, err := s.r.cfg.Cookies.PreviousProductionCookie(ctx, s.target.Cluster); err == nil && c != "" {
+		rs.scrub = append(rs.scrub, c)
+	}
 	rec := s.record(audit.EventShellOpen, audit.DecisionAllow, policy.ShellRule, "a stock remote shell under break-glass grant "+g.ID)
 	rec.Detail = map[string]string{"request": g.ID, "expires": g.Expires.UTC().Format(time.RFC3339), "via": "remsh"}
 	if err := s.r.aud.Record(ctx, audit.Gate, rec); err != nil {
@@ -111,7 +120,7 @@ func (s *session) recordShellInput(ctx context.Context, m dist.Message) error {
 	n := rs.inputs
 	rs.mu.Unlock()
 	rec := s.record(audit.EventShellInput, audit.DecisionAllowWrite, policy.ShellRule, "")
-	rec.Args = bound(text)
+	rec.Args = rs.clean(text)
 	rec.Detail = map[string]string{"request": rs.grant.ID, "seq": strconv.Itoa(n), "via": "remsh"}
 	return s.r.aud.Record(ctx, audit.Gate, rec)
 }
@@ -132,18 +141,7 @@ func (s *session) recordShellOutput(ctx context.Context, ctrl dist.Control, payl
 	if err != nil || !term.IsTagged(v, "io_request", 4) {
 		return
 	}
-	req := v.(term.Tuple)[3]
-	var text string
-	if rt, ok := req.(term.Tuple); ok && len(rt) >= 2 && rt[0] == term.Atom("put_chars") {
-		switch len(rt) {
-		case 2:
-			text = shellText(rt[1])
-		case 3:
-			text = shellText(rt[2])
-		default:
-			text = term.Format(req, maxShellRecord) // {put_chars, Enc, M, F, A}: what it formats
-		}
-	}
+	text := putChars(v.(term.Tuple)[3])
 	if text == "" {
 		return
 	}
@@ -156,12 +154,37 @@ func (s *session) recordShellOutput(ctx context.Context, ctrl dist.Control, payl
 	capped := rs.recorded >= maxShellRecorded
 	rs.mu.Unlock()
 	rec := s.record(audit.EventShellOutput, audit.DecisionInfo, policy.ShellRule, "")
-	rec.Args = bound(text)
+	rec.Args = rs.clean(text)
 	rec.Detail = map[string]string{"request": rs.grant.ID, "via": "remsh"}
 	if capped {
 		rec.Detail["cap"] = "the shell's output cap is reached; later output is not recorded"
 	}
 	s.r.aud.Record(ctx, audit.After, rec)
+}
+
+// putChars is what an io request prints: put_chars, or the put_chars of
+// {requests, [...]} (how the Erlang shell prints results).
+func putChars(req term.Term) string {
+	rt, ok := req.(term.Tuple)
+	if !ok || len(rt) < 2 {
+		return ""
+	}
+	switch {
+	case rt[0] == term.Atom("requests") && len(rt) == 2:
+		reqs, _ := term.ListElems(rt[1])
+		var b strings.Builder
+		for _, r := range reqs {
+			b.WriteString(putChars(r))
+		}
+		return b.String()
+	case rt[0] != term.Atom("put_chars"):
+		return ""
+	case len(rt) == 2:
+		return shellText(rt[1])
+	case len(rt) == 3:
+		return shellText(rt[2])
+	}
+	return term.Format(req, maxShellRecord) // {put_chars, Enc, M, F, A}: what it formats
 }
 
 // closeShell records the end of a recorded remote shell.
@@ -175,6 +198,15 @@ func (s *session) closeShell(ctx context.Context, reason string) {
 	rec.Detail = map[string]string{"request": rs.grant.ID, "expressions": strconv.Itoa(rs.inputs), "via": "remsh"}
 	rs.mu.Unlock()
 	s.r.aud.Record(ctx, audit.After, rec)
+}
+
+// clean is text as a record may carry it: without the production
+// cookie, bounded.
+func (rs *remoteShell) clean(text string) string {
+	for _, c := range rs.scrub {
+		text = strings.ReplaceAll(text, c, "[cookie]")
+	}
+	return bound(text)
 }
 
 func bound(s string) string {

@@ -27,3 +27,18 @@ func TestShellInputText(t *testing.T) {
 		}
 	}
 }
+
+// TestShellOutputText: the Erlang shell prints results as {requests,
+// [put_chars ...]}; each form is recorded as its text.
+func TestShellOutputText(t *testing.T) {
+	pc := func(s string) term.Term { return term.Tuple{term.Atom("put_chars"), term.Atom("unicode"), term.Binary(s)} }
+	if got := putChars(term.Tuple{term.Atom("requests"), term.MakeList(pc("42"), pc("\n"))}); got != "42\n" {
+		t.Errorf("requests: %q", got)
+	}
+	if got := putChars(term.Tuple{term.Atom("put_chars"), term.Binary("hi")}); got != "hi" {
+		t.Errorf("put_chars/1: %q", got)
+	}
+	if got := putChars(term.Tuple{term.Atom("get_line"), term.Atom("unicode"), term.Binary("> ")}); got != "" {
+		t.Errorf("a prompt recorded as output: %q", got)
+	}
+}
