@@ -31,7 +31,9 @@ func TestShellInputText(t *testing.T) {
 // TestShellOutputText: the Erlang shell prints results as {requests,
 // [put_chars ...]}; each form is recorded as its text.
 func TestShellOutputText(t *testing.T) {
-	pc := func(s string) term.Term { return term.Tuple{term.Atom("put_chars"), term.Atom("unicode"), term.Binary(s)} }
+	pc := func(s string) term.Term {
+		return term.Tuple{term.Atom("put_chars"), term.Atom("unicode"), term.Binary(s)}
+	}
 	if got := putChars(term.Tuple{term.Atom("requests"), term.MakeList(pc("42"), pc("\n"))}); got != "42\n" {
 		t.Errorf("requests: %q", got)
 	}
