@@ -62,17 +62,19 @@ const (
 // Authentication failure reasons. They go to the audit log and never carry
 // secrets; the client only learns that authentication failed.
 var (
-	errUnknownUser    = errors.New("unknown user")
-	errKeyNotListed   = errors.New("public key not listed for user")
-	errNotUserCert    = errors.New("certificate is not a user certificate")
-	errUnknownCA      = errors.New("certificate signed by an unknown CA")
-	errNoClientAuth   = errors.New("authentication method none refused")
-	errTooManyConns   = errors.New("too many connections for user")
-	errAuditFailed    = errors.New("audit log unavailable")
-	errCertAuthority  = errors.New("certificate signature key is itself a certificate")
-	errNotAuthedYet   = errors.New("authentication not completed")
-	errHandshakeTimer = errors.New("handshake timeout")
-	errCertRefused    = errors.New("certificate refused")
+	errUnknownUser  = errors.New("unknown user")
+	errKeyNotListed = errors.New("public key not listed for user")
+	errNotUserCert  = errors.New("certificate is not a user certificate")
+	errUnknownCA    = errors.New("certificate signed by an unknown CA")
+	errNoClientAuth = errors.New("authentication method none refused")
+	errTooManyConns = errors.New("too many connections for user")
+	// errTooManyStarting: over limits.max_unauthenticated.
+	errTooManyStarting = errors.New("too many connections still logging in")
+	errAuditFailed     = errors.New("audit log unavailable")
+	errCertAuthority   = errors.New("certificate signature key is itself a certificate")
+	errNotAuthedYet    = errors.New("authentication not completed")
+	errHandshakeTimer  = errors.New("handshake timeout")
+	errCertRefused     = errors.New("certificate refused")
 )
 
 // authenticator decides public-key and certificate logins against a

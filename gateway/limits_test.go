@@ -89,6 +89,56 @@ func TestHandshakeTimeout(t *testing.T) {
 	e.waitAudit("handshake timeout")
 }
 
+// TestUnauthenticatedLimit: connections still in their handshake are
+// bounded (limits.max_unauthenticated): one over the bound is closed
+// before the gateway says a word, and audited; once one of them ends, a
+// login works again.
+func TestUnauthenticatedLimit(t *testing.T) {
+	e := startGateway(t, envOptions{extraYAML: "limits:\n  max_unauthenticated: 2\n"})
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("SSH-2.0-slow\r\n"))
+		// The gateway's own version line: this connection was accepted.
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 64)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	third, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	third.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := third.Read(make([]byte, 64)); err == nil || n > 0 {
+		t.Fatalf("a third connection in its handshake was served (%d bytes, %v)", n, err)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("a third connection in its handshake was left open")
+	}
+	e.waitAudit("too many connections still logging in (limits.max_unauthenticated is 2)")
+	if _, err := e.goClient("alice", e.aliceK); err == nil {
+		t.Fatal("a login was served past limits.max_unauthenticated")
+	}
+	held[0].Close()
+	// The slot frees once the gateway sees the close: retry until then.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := e.goClient("alice", e.aliceK)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("login after a slot freed: %v", err)
+		}
+	}
+}
+
 func TestChannelAndConnectionLimits(t *testing.T) {
 	e := startGateway(t, envOptions{extraYAML: "limits:\n  max_channels_per_connection: 5\n  max_connections_per_user: 2\n"})
 	c1, err := e.goClient("alice", e.aliceK)

@@ -116,6 +116,9 @@ type Options struct {
 //     one.
 type Server struct {
 	cfgp atomic.Pointer[config.Config] // the configuration in force (Reload swaps it)
+	// unauthed counts the connections still in their SSH handshake
+	// (limits.max_unauthenticated).
+	unauthed atomic.Int64
 	// shells are the live break-glass shells, by grant (shell.go).
 	shells liveShells
 	opts   Options
@@ -381,6 +384,17 @@ func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
 		conn.Close()
 		return nil
 	}
+	if max := int64(s.conf().Limits.MaxUnauthenticated); s.unauthed.Add(1) > max {
+		s.unauthed.Add(-1)
+		defer s.running.Done()
+		reason := fmt.Sprintf("%s (limits.max_unauthenticated is %d)", errTooManyStarting, max)
+		s.aud.Record(ctx, audit.After, &audit.Record{
+			Event: audit.EventLogin, SourceAddr: sourceAddr(conn.RemoteAddr()), Decision: audit.DecisionDeny, Reason: reason,
+		})
+		s.log.Warn("ssh connection dropped before its handshake", zap.String("remote", sourceAddr(conn.RemoteAddr())), zap.String("reason", reason))
+		conn.Close()
+		return nil
+	}
 	go func() {
 		defer s.running.Done()
 		c.supervise()
@@ -442,12 +456,23 @@ func (c *connState) supervise() {
 		expiry   <-chan time.Time
 		expiring *Identity
 	)
+	// The connection holds one of limits.max_unauthenticated until it
+	// logs in or ends.
+	unauthed := true
+	loggedIn := func() {
+		if unauthed {
+			unauthed = false
+			s.unauthed.Add(-1)
+		}
+	}
+	defer loggedIn()
 	for {
 		select {
 		case <-c.ctx.Done():
 			c.ended()
 			return
 		case id := <-c.authed:
+			loggedIn()
 			if !id.CertExpires.IsZero() {
 				t := time.NewTimer(time.Until(id.CertExpires))
 				defer t.Stop()
@@ -458,7 +483,7 @@ func (c *connState) supervise() {
 			c.certExpired(expiring)
 		case <-handshake.C:
 			if serverConnOf(c.ctx) == nil {
-				c.fail("", errHandshakeTimer.Error())
+				c.fail("", fmt.Sprintf("%s: not logged in within limits.handshake_timeout (%s)", errHandshakeTimer, lim.HandshakeTimeout))
 				c.netConn.Close()
 			}
 		case <-tick.C:

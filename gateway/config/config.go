@@ -35,7 +35,11 @@ const EpmdPort = epmd.DefaultPort
 
 // Default limits.
 const (
-	DefaultHandshakeTimeout         = 10 * time.Second
+	// DefaultHandshakeTimeout leaves a person time to read and accept the
+	// host key on a first login (OpenSSH's LoginGraceTime is 120 s);
+	// DefaultMaxUnauthenticated bounds what such slow logins can hold.
+	DefaultHandshakeTimeout         = 60 * time.Second
+	DefaultMaxUnauthenticated       = 64
 	DefaultIdleTimeout              = 30 * time.Minute
 	DefaultKeepaliveInterval        = 30 * time.Second
 	DefaultMaxChannelsPerConnection = 64
@@ -174,7 +178,11 @@ type Role struct {
 
 // Limits bound what one engineer can hold open.
 type Limits struct {
-	HandshakeTimeout         time.Duration `yaml:"handshake_timeout"`
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// MaxUnauthenticated bounds the connections still in their SSH
+	// handshake (not yet logged in) at once; over it, new ones are closed
+	// at once (OpenSSH's MaxStartups).
+	MaxUnauthenticated       int           `yaml:"max_unauthenticated"`
 	IdleTimeout              time.Duration `yaml:"idle_timeout"`
 	KeepaliveInterval        time.Duration `yaml:"keepalive_interval"`
 	MaxChannelsPerConnection int           `yaml:"max_channels_per_connection"`
@@ -321,6 +329,7 @@ func (c *Config) resolve(dir string) {
 	setDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&l.IdleTimeout, DefaultIdleTimeout)
 	setDur(&l.KeepaliveInterval, DefaultKeepaliveInterval)
+	setInt(&l.MaxUnauthenticated, DefaultMaxUnauthenticated)
 	setInt(&l.MaxChannelsPerConnection, DefaultMaxChannelsPerConnection)
 	setInt(&l.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	setInt(&l.MaxSessionsPerTarget, DefaultMaxSessionsPerTarget)
@@ -476,6 +485,7 @@ func (c *Config) validateLimits(bad func(key, problem, fix string)) {
 		key string
 		v   int
 	}{
+		{"limits.max_unauthenticated", l.MaxUnauthenticated},
 		{"limits.max_channels_per_connection", l.MaxChannelsPerConnection},
 		{"limits.max_connections_per_user", l.MaxConnectionsPerUser},
 		{"limits.max_sessions_per_target", l.MaxSessionsPerTarget},
