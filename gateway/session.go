@@ -163,7 +163,7 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 	if len(args) > 0 && isShellCommand(args[0]) {
 		var out bytes.Buffer
 		status := s.runShellCommand(ctx, id, args, &out)
-		writeOutput(ch, out.Bytes(), status, pty)
+		writeOutput(ch, []byte(s.localize(ctx, id, out.String())), status, pty)
 		return status
 	}
 	var out bytes.Buffer
@@ -213,15 +213,7 @@ func (s *Server) runCommand(ctx ssh.Context, run context.Context, sc *gossh.Serv
 		status = 1
 		fmt.Fprintln(&out, auditUnavailable)
 	}
-	b := out.Bytes()
-	if pty {
-		b = bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
-	}
-	w := ch.Write
-	if status != 0 {
-		w = ch.Stderr().Write
-	}
-	w(b)
+	writeOutput(ch, []byte(s.localize(ctx, id, out.String())), status, pty)
 	return status
 }
 
@@ -274,7 +266,7 @@ func (s *Server) runHelp(ctx ssh.Context, id *Identity, cmd, topic string, ch go
 	r := s.record(ctx, id, audit.EventExec, audit.DecisionAllow, "")
 	r.Op = truncate(cmd, 128)
 	s.aud.Record(ctx, audit.After, r)
-	writeOutput(ch, out.Bytes(), status, pty)
+	writeOutput(ch, []byte(s.localize(ctx, id, out.String())), status, pty)
 	return status
 }
 
@@ -482,9 +474,23 @@ func (s *Server) runRecipe(ctx ssh.Context, out *bytes.Buffer, id *Identity, arg
 }
 
 // sshTarget is what engineers type after ssh to reach this gateway
-// (user@host [-p port]).
+// (user@host [-p port] [-i key]): -i when the recipe names a key
+// (beamgate dev's generated one), so a printed command works as pasted.
 func (s *Server) sshTarget(ctx ssh.Context, id *Identity) string {
-	return id.User + "@" + s.sshHost(ctx)
+	t := id.User + "@" + s.sshHost(ctx)
+	if s.opts.RecipeIdentity != "" {
+		t += " -i " + s.opts.RecipeIdentity
+	}
+	return t
+}
+
+// localize names this gateway, as id reaches it, in the commands a
+// message prints: messages written once for every engineer say
+// "ssh bastion COMMAND" (and "ssh -t bastion ..."), which id could not
+// paste as printed.
+func (s *Server) localize(ctx ssh.Context, id *Identity, text string) string {
+	t := s.sshTarget(ctx, id)
+	return strings.NewReplacer("ssh bastion ", "ssh "+t+" ", "ssh -t bastion ", "ssh -t "+t+" ", "ssh USER@BASTION ", "ssh "+t+" ").Replace(text)
 }
 
 // sshHost is the bastion as the engineer reached it, without a user:

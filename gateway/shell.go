@@ -150,7 +150,7 @@ func (e shellEnded) Error() string { return e.why }
 func (s *Server) runShell(ctx ssh.Context, run context.Context, id *Identity, args []string, ch gossh.Channel, pty bool) uint32 {
 	fail := func(reason string, r *policy.ShellRequest) uint32 {
 		s.aud.Record(ctx, audit.After, s.shellRecord(ctx, id, audit.EventShellOpen, audit.DecisionDeny, reason, r))
-		fmt.Fprintf(ch.Stderr(), "beamgate: shell: %s\r\n", reason)
+		fmt.Fprintf(ch.Stderr(), "beamgate: shell: %s\r\n", s.localize(ctx, id, reason))
 		return 1
 	}
 	pos, flags, err := shellArgs(args[1:])

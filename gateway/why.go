@@ -93,10 +93,26 @@ func (s *Server) hints(ctx ssh.Context, id *Identity, v RecentView, now time.Tim
 		(v.Lookup == nil || v.Lookup.Time.Before(h.Time)) && (v.Session == nil || v.Session.Time.Before(h.Time)) {
 		out = append(out, hint{
 			what: fmt.Sprintf("your node %s registered %s ago but has not asked for a production node through the tunnel", h.Detail["alive"], ago(now, h.Time)),
-			fix:  "production host names must resolve to the recipe's addresses: export ERL_INETRC=$HOME/.beamgate-CLUSTER.inetrc (written by the recipe's printf) before starting the node",
+			fix:  "production host names must resolve to the recipe's addresses: " + s.inetrcExports(id) + " (written by the recipe's printf) before starting the node",
 		})
 	}
 	return out
+}
+
+// inetrcExports is the export of ERL_INETRC the recipe prints, for each
+// cluster id may reach.
+func (s *Server) inetrcExports(id *Identity) string {
+	var out []string
+	for _, cl := range slices.Sorted(maps.Keys(s.conf().GrantsFor(id.Roles()))) {
+		out = append(out, "export ERL_INETRC=$HOME/.beamgate-"+cl+".inetrc")
+	}
+	switch len(out) {
+	case 0:
+		return "export ERL_INETRC as the recipe prints it"
+	case 1:
+		return out[0]
+	}
+	return strings.Join(out[:len(out)-1], ", ") + " or " + out[len(out)-1] + ", for the cluster you reach"
 }
 
 // tunnel is one of the engineer's live SSH connections.

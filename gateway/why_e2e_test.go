@@ -100,7 +100,7 @@ func TestWhyNamesEachMistake(t *testing.T) {
 		t.Fatalf("why: exit %d %s", r.code, r.stderr)
 	}
 	for _, want := range []string{
-		"(rule gateway-cookie)", "run ssh bastion cookie and start your node with -setcookie",
+		"(rule gateway-cookie)", "run ssh alice@127.0.0.1 -p " + c.port + " cookie and start your node with -setcookie",
 		"used the production cookie of cluster atlas", "take the production cookie off your machine",
 		"(rule gateway-cookie.expired)",
 		"your node twin registering through the tunnel: refused", "pick another -sname",
@@ -108,7 +108,7 @@ func TestWhyNamesEachMistake(t *testing.T) {
 		"(rule remote-shell)", "remote shells are not allowed",
 		"refused, not forwarded",
 		"carried nothing since it connected", "export the recipe's ERL_EPMD_PORT",
-		"your node alone registered", "export ERL_INETRC=",
+		"your node alone registered", "export ERL_INETRC=$HOME/.beamgate-atlas.inetrc",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("why lacks %q", want)
@@ -116,6 +116,10 @@ func TestWhyNamesEachMistake(t *testing.T) {
 	}
 	if strings.Contains(r.stdout+r.stderr, prodCookie) || strings.Contains(r.stdout, gw) {
 		t.Fatal("why shows a cookie")
+	}
+	// Every command it prints can be pasted as printed.
+	if strings.Contains(r.stdout, "ssh bastion") {
+		t.Errorf("why prints a command naming a placeholder bastion:\n%s", r.stdout)
 	}
 
 	r = c.ssh("alice", c.aliceK, nil, "check")
@@ -154,7 +158,8 @@ func remoteShell(t *testing.T, home string, env []string, cmdline string) string
 	}
 	m := beamtest.StartTmux(t, 200, 50, "sh "+script)
 	screen := m.WaitContains(15*time.Second, "remsh-exited-")
-	if !strings.Contains(screen, "remote shells are not allowed through beamgate (rule remote-shell)") || !strings.Contains(screen, "remsh-exited-") {
+	if !strings.Contains(screen, "remote shells are not allowed through beamgate (rule remote-shell)") || !strings.Contains(screen, "remsh-exited-") ||
+		strings.Contains(screen, "ssh bastion") {
 		t.Errorf("%s:\n%s", cmdline, screen)
 	}
 	return screen

@@ -135,6 +135,36 @@ func TestDevRecipe(t *testing.T) {
 	if apps := view("apps", "demo@demo-prod-1"); !regexp.MustCompile(`payment_poller\s+<[0-9.]+>\s+payment_poller\s+worker\s+permanent`).MatchString(apps) {
 		t.Errorf("apps does not show demo_shop's tree with restart types:\n%s", apps)
 	}
+	// The commands why prints name this gateway and the generated key:
+	// they work pasted as printed.
+	target := fmt.Sprintf("ssh dev@127.0.0.1 -p %d -i %s ", sshPort, key)
+	if why := view("why"); !strings.Contains(why, target+"check") {
+		t.Errorf("why does not print a pasteable %q:\n%s", target+"check", why)
+	}
+
+	// The login line dev printed, pasted by a newcomer who takes a while
+	// to read and accept the host key on their first login (a fresh
+	// known_hosts, so ssh asks): the gateway waits for them.
+	if _, err := exec.LookPath("tmux"); err != nil {
+		return
+	}
+	login := ""
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "ssh ") && strings.HasSuffix(l, "dev@127.0.0.1") {
+			login = l
+		}
+	}
+	if login == "" {
+		t.Fatalf("dev printed no login line:\n%s", stdout.String())
+	}
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	m := beamtest.StartTmux(t, 200, 50, login+" -o UserKnownHostsFile="+known+"; sleep 60")
+	m.WaitContains(20*time.Second, "Are you sure you want to continue connecting")
+	time.Sleep(12 * time.Second) // past the 10 s the handshake once allowed
+	m.SendKeys("yes", "Enter")
+	if screen := m.WaitContains(20*time.Second, "Your gateway cookie"); strings.Contains(screen, "Broken pipe") {
+		t.Errorf("first login after a slow host-key prompt:\n%s", screen)
+	}
 }
 
 // A busy --listen address fails at once, before anything is printed,

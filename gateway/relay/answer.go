@@ -22,7 +22,7 @@ func (s *session) answerMessages(a policy.Answer) []dist.Message {
 	var msgs []dist.Message
 	if a.Notice != "" && a.Kind != policy.AnswerStandInShell {
 		msgs = append(msgs, dist.Message{Control: &dist.RegSend{From: s.standInPid(), ToName: "standard_error"},
-			Payload: ioPutChars(a.To, a.Notice)})
+			Payload: ioPutChars(a.To, s.eng.localize(a.Notice))})
 	}
 	msgs = append(msgs, s.replyMessages(a)...)
 	if a.ProbeRemsh {
@@ -63,7 +63,7 @@ func (s *session) replyMessages(a policy.Answer) []dist.Message {
 		return []dist.Message{
 			{Control: &dist.SpawnReply{ReqID: a.ReqID, To: a.To, Flags: 2, Result: shell}},
 			{Control: &dist.PayloadMonitorPExit{From: shell, To: a.To, Ref: ref}, Payload: term.Tuple{a.ResRef, term.Atom("return"), shell}},
-			{Control: &dist.SendSender{From: shell, To: a.GroupLeader}, Payload: ioPutChars(shell, a.Notice)},
+			{Control: &dist.SendSender{From: shell, To: a.GroupLeader}, Payload: ioPutChars(shell, s.eng.localize(a.Notice))},
 			{Control: &dist.PayloadExit2{From: shell, To: a.GroupLeader}, Payload: term.Atom("beamgate_denied")},
 		}
 	case policy.AnswerSpawnError:

@@ -55,6 +55,18 @@ type Engineer struct {
 	// break-glass grant on node; asked when the policy refuses a remote
 	// shell, and then every few seconds while one runs.
 	ShellGrant func(node string) (ShellGrant, bool)
+	// Bastion is what the engineer types after ssh to reach the gateway
+	// (user@host -p port): notices shown on the engineer's terminal name
+	// it in the commands they print instead of "ssh bastion".
+	Bastion string
+}
+
+// localize puts the engineer's own ssh target into a notice's commands.
+func (e Engineer) localize(notice string) string {
+	if e.Bastion == "" {
+		return notice
+	}
+	return strings.NewReplacer("ssh bastion ", "ssh "+e.Bastion+" ").Replace(notice)
 }
 
 // Limits bound one relayed session. Zero values take the defaults.
