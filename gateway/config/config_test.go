@@ -26,7 +26,7 @@ func TestConfigExample(t *testing.T) {
 		t.Errorf("paths not resolved against the config dir: %+v", cfg)
 	}
 	l := cfg.Limits
-	if l.HandshakeTimeout != 10*time.Second || l.IdleTimeout != 30*time.Minute || l.KeepaliveInterval != 30*time.Second ||
+	if l.HandshakeTimeout != time.Minute || l.MaxUnauthenticated != 64 || l.IdleTimeout != 30*time.Minute || l.KeepaliveInterval != 30*time.Second ||
 		l.MaxChannelsPerConnection != 64 || l.MaxConnectionsPerUser != 8 || l.MaxSessionsPerTarget != 64 || cfg.CookieWindow != 24*time.Hour {
 		t.Errorf("defaults: %+v window %v", l, cfg.CookieWindow)
 	}
