@@ -298,6 +298,7 @@ type connState struct {
 	srv      *Server
 	ctx      ssh.Context
 	netConn  net.Conn
+	quickAck *quickAckConn // nil unless TCP_QUICKACK is set while logging in
 	accepted time.Time
 
 	channels   atomic.Int32 // open channels
@@ -395,6 +396,8 @@ func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
 		conn.Close()
 		return nil
 	}
+	conn = withQuickAck(conn)
+	c.quickAck, _ = conn.(*quickAckConn)
 	go func() {
 		defer s.running.Done()
 		c.supervise()
@@ -473,6 +476,9 @@ func (c *connState) supervise() {
 			return
 		case id := <-c.authed:
 			loggedIn()
+			if c.quickAck != nil {
+				c.quickAck.loggedIn()
+			}
 			if !id.CertExpires.IsZero() {
 				t := time.NewTimer(time.Until(id.CertExpires))
 				defer t.Stop()
