@@ -103,6 +103,10 @@ bench: ## direct vs OpenSSH vs beamgate on one real node; prints the table, rewr
 bench-reload: ## SIGHUP with 200 live relayed sessions: a user added (all kept), then their user removed (all cut) (~1 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestReloadWithLiveSessions -timeout 30m -v ./internal/bench/
 
+.PHONY: bench-login
+bench-login: ## one ssh command with the stock client, login included: beamgate with and without TCP_QUICKACK, and OpenSSH sshd (~30 s)
+	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestLoginTimings -timeout 10m -v ./internal/bench/
+
 .PHONY: bench-cluster
 bench-cluster: ## whole-cluster recipe: ssh -N to every node connected (4 and 16 real nodes), connect-all vs direct, cluster top vs one node (~1 min)
 	BEAMGATE_BENCH=1 $(GO) test -count=1 -run TestClusterTimings -timeout 20m -v ./gateway/
