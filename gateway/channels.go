@@ -206,7 +206,7 @@ func (s *Server) engineer(ctx ssh.Context, sc *gossh.ServerConn, id *Identity, g
 		Profile:        g.Profile,
 		Mode:           g.Mode,
 		ShellGrant:     s.shellGrantOf(id.User),
-		Bastion:        s.sshTarget(ctx, id),
+		Localize:       func(notice string) string { return s.localize(ctx, id, notice) },
 	}
 }
 

@@ -55,18 +55,18 @@ type Engineer struct {
 	// break-glass grant on node; asked when the policy refuses a remote
 	// shell, and then every few seconds while one runs.
 	ShellGrant func(node string) (ShellGrant, bool)
-	// Bastion is what the engineer types after ssh to reach the gateway
-	// (user@host -p port): notices shown on the engineer's terminal name
-	// it in the commands they print instead of "ssh bastion".
-	Bastion string
+	// Localize, when set, rewrites a notice shown on the engineer's
+	// terminal so that the commands it prints ("ssh bastion why") name
+	// the gateway as this engineer reaches it.
+	Localize func(notice string) string
 }
 
-// localize puts the engineer's own ssh target into a notice's commands.
+// localize is e.Localize, or the notice as it is.
 func (e Engineer) localize(notice string) string {
-	if e.Bastion == "" {
+	if e.Localize == nil {
 		return notice
 	}
-	return strings.NewReplacer("ssh bastion ", "ssh "+e.Bastion+" ").Replace(notice)
+	return e.Localize(notice)
 }
 
 // Limits bound one relayed session. Zero values take the defaults.
