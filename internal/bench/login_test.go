@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -25,10 +24,9 @@ func TestLoginTimings(t *testing.T) {
 	n := envInt("BEAMGATE_BENCH_LOGINS", 15)
 	prodEpmd := beamtest.StartEpmdOn(t, beamtest.ProductionIP)
 	beamtest.StartProduction(t, beamtest.Options{Name: prodName, Cookie: prodCookie, BindIP: beamtest.ProductionIP, EpmdPort: prodEpmd})
-	os.Setenv("BEAMGATE_NO_QUICKACK", "1")
-	without := startBeamgate(t, prodEpmd, beamtest.FreePort(t), 0, 0)
-	os.Unsetenv("BEAMGATE_NO_QUICKACK")
 	with := startBeamgate(t, prodEpmd, beamtest.FreePort(t), 0, 0)
+	t.Setenv("BEAMGATE_NO_QUICKACK", "1") // for the gateway started next
+	without := startBeamgate(t, prodEpmd, beamtest.FreePort(t), 0, 0)
 	sshd := startSSHD(t)
 
 	run := func(port int, user, key string, command ...string) []time.Duration {
@@ -36,10 +34,7 @@ func TestLoginTimings(t *testing.T) {
 		var ds []time.Duration
 		for range n {
 			t0 := time.Now()
-			out, err := exec.Command("ssh", beamtest.SSHClientArgs(port, key, append([]string{user + "@127.0.0.1"}, command...)...)...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("ssh %v: %v\n%s", command, err, out)
-			}
+			sshOutput(t, port, user, key, command...)
 			ds = append(ds, time.Since(t0))
 		}
 		return ds
